@@ -1,0 +1,82 @@
+"""Every Celery setting of the platform, derived from csgoflip_jobs.settings.
+
+Why each non-default value is what it is:
+
+* JSON only: pickle is never accepted, so a message cannot run code on a worker.
+* ``task_acks_late`` + ``task_reject_on_worker_lost``: a job is acknowledged
+  after it finishes; if its worker dies the message goes back to the queue.
+* ``visibility_timeout`` (30 s) with a 5 s heartbeat and a 5 s restore sweep:
+  a job whose worker was killed with kill -9 runs again within about 40 s.
+  Live workers refresh the timestamp of every job they hold every 5 s
+  (csgoflip_jobs.worker_steps), so a job running longer than 30 s is never
+  handed to a second worker.
+* ``priority_steps`` 0-9: ten lists per queue; 0 (no priority) is popped first,
+  BullMQ priority p maps to min(p, 9), so 1 is the highest given priority.
+* Task events on (sent, received, started, succeeded, ...) for Flower.
+* ``result_expires`` None: results are trimmed by count (csgoflip_jobs.result_store),
+  never by time.
+"""
+
+from __future__ import annotations
+
+from kombu import Exchange, Queue
+
+from csgoflip_jobs import keys
+from csgoflip_jobs.redis_connection import broker_transport_options as _transport_options
+from csgoflip_jobs.settings import QUEUE_NAMES, get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+broker_transport = "csgoflip_jobs.broker_transport:Transport"
+broker_transport_options = {
+    **_transport_options(_settings),
+    "visibility_timeout": _settings.visibility_timeout_s,
+    "unacked_restore_interval": keys.UNACKED_RESTORE_INTERVAL_S,
+    "unacked_restore_throttle": 1,
+    "priority_steps": list(range(keys.MAX_PRIORITY_LEVEL + 1)),
+}
+broker_connection_retry_on_startup = True
+# A daemon outlives a Redis restart: keep reconnecting instead of giving up.
+broker_connection_max_retries = None
+
+result_backend = "csgoflip_jobs.result_store:RetainingRedisBackend+" + _settings.broker_url
+result_backend_transport_options = {"retry_policy": {"timeout": _settings.redis_command_timeout_s}}
+redis_socket_connect_timeout = _settings.redis_connect_timeout_s
+redis_socket_timeout = _settings.redis_command_timeout_s
+redis_socket_keepalive = True
+result_expires = None
+
+accept_content = ["json"]
+result_accept_content = ["json"]
+task_serializer = "json"
+result_serializer = "json"
+event_serializer = "json"
+
+# Publishing to the nameless exchange routes by queue name without reading the
+# exchange's binding table on every send: one round trip per enqueue.
+task_queues = [Queue(name, Exchange(""), routing_key=name) for name in QUEUE_NAMES]
+task_routes = {
+    "process-withdrawal": {"queue": "payment"},
+    "process-deposit": {"queue": "payment"},
+    "send-notification": {"queue": "notification"},
+    "send-email": {"queue": "email"},
+}
+task_publish_retry_policy = {
+    "max_retries": 3,
+    "interval_start": 0.05,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_acks_on_failure_or_timeout = True
+worker_prefetch_multiplier = 1
+
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False
+broker_channel_error_retry = True
+
+imports = ("workers.payment", "workers.notification", "workers.email")

@@ -1,0 +1,23 @@
+"""The package's exceptions: one small hierarchy, one line of doc each."""
+
+from __future__ import annotations
+
+
+class CsgoflipJobsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(CsgoflipJobsError, ValueError):
+    """An environment variable holds a value the platform cannot use."""
+
+
+class UnrecoverableError(CsgoflipJobsError):
+    """Raised by a task to fail its job at once, without further tries (as in BullMQ)."""
+
+
+class JobOptionsError(CsgoflipJobsError, ValueError):
+    """A job was given bad data or options; nothing was enqueued."""
+
+
+class UnsafeBrokerError(CsgoflipJobsError):
+    """The broker Redis would evict queued jobs or locks under memory pressure."""

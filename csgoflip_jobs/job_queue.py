@@ -1,0 +1,186 @@
+"""``JobQueue``: BullMQ's ``Queue`` API over Celery, for the web app.
+
+    queue = JobQueue("payment")
+    queue.add("process-withdrawal", {"withdrawal_id": 42}, delay=5000, priority=1)
+
+Options keep BullMQ's names and units (milliseconds). See
+:mod:`csgoflip_jobs.job_options` for validation and defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.utils.uuid import uuid
+
+from . import keys
+from .broker_transport import JOB_HEADER, collect_enqueues
+from .errors import JobOptionsError
+from .job_options import JobOptions, encode_data, parse_options
+from .redis_connection import broker_client
+from .settings import QUEUE_NAMES, get_settings
+
+_OPTION_NAMES = frozenset(
+    {"delay", "priority", "attempts", "backoff", "remove_on_complete", "remove_on_fail", "job_id"}
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job as BullMQ shows it; timestamps are Unix milliseconds."""
+
+    id: str
+    name: str
+    queue: str
+    data: dict[str, Any]
+    opts: dict[str, Any]
+    state: str
+    timestamp: int | None
+    processed_on: int | None
+    finished_on: int | None
+    attempts_made: int
+    returnvalue: Any
+    failed_reason: str | None
+    stacktrace: str | None
+
+    @classmethod
+    def from_record(cls, job_id: str, record: Mapping[bytes, bytes]) -> Job:
+        """Build from the job's Redis hash."""
+        text = {k.decode(): v.decode() for k, v in record.items()}
+        return cls(
+            id=job_id,
+            name=text.get("name", ""),
+            queue=text.get("queue", ""),
+            data=json.loads(text.get("data", "{}")),
+            opts=json.loads(text.get("opts", "{}")),
+            state=text.get("state", "unknown"),
+            timestamp=_int_or_none(text.get("timestamp")),
+            processed_on=_int_or_none(text.get("processed_on")),
+            finished_on=_int_or_none(text.get("finished_on")),
+            attempts_made=int(text.get("attempts_made", 0)),
+            returnvalue=json.loads(text["returnvalue"]) if "returnvalue" in text else None,
+            failed_reason=text.get("failed_reason"),
+            stacktrace=text.get("stacktrace"),
+        )
+
+
+class JobQueue:
+    """A named queue (payment, notification, email) with BullMQ's options and defaults."""
+
+    def __init__(self, name: str, *, app: Celery | None = None,
+                 client: redis.Redis | None = None) -> None:
+        if name not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue {name!r}; the queues are {', '.join(QUEUE_NAMES)}")
+        if app is None:
+            from .celery_app import app as default_app
+
+            app = default_app
+        self.name = name
+        self._app = app
+        self._client = client
+
+    @property
+    def client(self) -> redis.Redis:
+        """The queue Redis client used for reads."""
+        return self._client or broker_client()
+
+    def add(self, job_name: str, data: Mapping[str, Any] | None = None, *,
+            delay: int | None = None, priority: int | None = None, attempts: int | None = None,
+            backoff: int | Mapping[str, Any] | None = None,
+            remove_on_complete: bool | int | None = None,
+            remove_on_fail: bool | int | None = None, job_id: str | None = None) -> str:
+        """Enqueue one job and return its id; a ``job_id`` that already exists is not added again."""
+        options = parse_options(
+            delay=delay, priority=priority, attempts=attempts, backoff=backoff,
+            remove_on_complete=remove_on_complete, remove_on_fail=remove_on_fail, job_id=job_id,
+        )
+        return self._send([(job_name, data, options)])[0]
+
+    def add_bulk(self, jobs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Enqueue many jobs in one round trip: ``[{"name", "data", "opts": {...}}, ...]``.
+
+        Every job is validated before any is sent, so bad input enqueues nothing.
+        """
+        prepared = [self._prepare(i, job) for i, job in enumerate(jobs)]
+        return self._send(prepared) if prepared else []
+
+    def _prepare(self, index: int, job: Mapping[str, Any]) -> tuple[Any, Any, JobOptions]:
+        if not isinstance(job, Mapping) or "name" not in job:
+            raise JobOptionsError(f"job {index}: each bulk job needs a 'name'")
+        opts = job.get("opts") or {}
+        unknown = set(opts) - _OPTION_NAMES
+        if unknown:
+            raise JobOptionsError(f"job {index}: unknown options {sorted(unknown)}")
+        try:
+            return job["name"], job.get("data"), parse_options(**opts)
+        except JobOptionsError as exc:
+            raise JobOptionsError(f"job {index}: {exc}") from None
+
+    def _send(self, jobs: list[tuple[Any, Any, JobOptions]]) -> list[str]:
+        max_bytes = get_settings().job_max_bytes
+        checked = [(self._check_name(name), encode_data(data, max_bytes), opts)
+                   for name, data, opts in jobs]
+        ids: list[str] = []
+        with collect_enqueues() as pending, self._app.producer_or_acquire() as producer:
+            for name, data, opts in checked:
+                job_id = opts.job_id or uuid()
+                self._app.send_task(
+                    name, kwargs=data, task_id=job_id, queue=self.name, producer=producer,
+                    priority=opts.priority_level, headers={JOB_HEADER: opts.header()},
+                )
+                ids.append(job_id)
+        pending.run(self.client)
+        return ids
+
+    def _check_name(self, job_name: object) -> str:
+        if not isinstance(job_name, str) or not job_name:
+            raise JobOptionsError(f"job name must be a non-empty string, not {job_name!r}")
+        self._app.loader.import_default_modules()
+        if job_name not in self._app.tasks:
+            raise JobOptionsError(f"no task is registered as {job_name!r}")
+        return job_name
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job with this id, in whatever state, or None when unknown or removed."""
+        record = self.client.hgetall(keys.job_key(job_id))
+        return Job.from_record(job_id, record) if record else None
+
+    def get_completed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Retained completed jobs, newest first (ranks ``start``..``end`` inclusive)."""
+        return self._finished(keys.completed_key(self.name), start, end)
+
+    def get_failed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Retained failed jobs, newest first (ranks ``start``..``end`` inclusive)."""
+        return self._finished(keys.failed_key(self.name), start, end)
+
+    def _finished(self, key: str, start: int, end: int) -> list[Job]:
+        ids = [i.decode() for i in self.client.zrevrange(key, start, end)]
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(keys.job_key(job_id))
+            records = pipe.execute()
+        return [Job.from_record(i, r) for i, r in zip(ids, records, strict=True) if r]
+
+    def get_job_counts(self) -> dict[str, int]:
+        """Jobs per state: waiting, delayed, active, completed, failed."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for level in range(keys.MAX_PRIORITY_LEVEL + 1):
+                pipe.llen(keys.priority_list_key(self.name, level))
+            pipe.zcard(keys.delayed_key(self.name))
+            pipe.scard(keys.active_key(self.name))
+            pipe.zcard(keys.completed_key(self.name))
+            pipe.zcard(keys.failed_key(self.name))
+            replies = pipe.execute()
+        levels = keys.MAX_PRIORITY_LEVEL + 1
+        delayed, active, completed, failed = replies[levels:]
+        return {"waiting": sum(replies[:levels]), "delayed": delayed, "active": active,
+                "completed": completed, "failed": failed}
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value is not None else None

@@ -1,0 +1,92 @@
+"""The base class of every task: BullMQ tries, backoff and unrecoverable errors.
+
+Celery's own ``retry(countdown=...)`` keeps the waiting message in a worker's
+memory (lost to kill -9, duplicated past the visibility timeout). Here a failed
+try is re-published through the broker's delayed set instead, so the wait is
+durable, and the job keeps its id across tries, as in BullMQ.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, Reject, Retry
+
+from . import job_scripts, keys
+from .broker_transport import JOB_HEADER
+from .errors import UnrecoverableError
+from .job_options import Backoff
+from .redis_connection import broker_client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobTry:
+    """What the worker knows about the try it is running, read off the message."""
+
+    job_id: str
+    queue: str
+    priority: int
+    attempt: int
+    attempts: int
+    backoff: Backoff
+    header: dict[str, Any]
+
+    @classmethod
+    def from_request(cls, request: Any) -> JobTry:
+        """Read the try from a Celery request; messages without our header get the defaults."""
+        header = dict(getattr(request, JOB_HEADER, None) or {})
+        delivery = request.delivery_info or {}
+        return cls(
+            job_id=request.id,
+            queue=delivery.get("routing_key") or "",
+            priority=int(delivery.get("priority") or 0),
+            attempt=int(header.get("attempt", 1)),
+            attempts=int(header.get("attempts", keys.DEFAULT_ATTEMPTS)),
+            backoff=Backoff.parse(header.get("backoff")),
+            header=header,
+        )
+
+
+class JobTask(Task):  # type: ignore[misc]
+    """Celery task with BullMQ semantics; set as the app's ``task_cls``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.request.called_directly:
+            return self.run(*args, **kwargs)
+        job = JobTry.from_request(self.request)
+        if not self._mark_started(job):
+            log.warning("job %s try %d was delivered again after it moved on; skipped",
+                        job.job_id, job.attempt)
+            raise Ignore()
+        try:
+            return self.run(*args, **kwargs)
+        except (UnrecoverableError, Ignore, Reject, Retry):
+            raise
+        except Exception as exc:
+            if job.attempt >= job.attempts:
+                raise
+            delay_ms = job.backoff.delay_for(job.attempt)
+            self._schedule_next_try(job, delay_ms, args, kwargs)
+            raise Retry(exc=exc, when=delay_ms / 1000) from exc
+
+    def _mark_started(self, job: JobTry) -> bool:
+        started = job_scripts.start(
+            keys=[keys.job_key(job.job_id), keys.active_key(job.queue)],
+            args=[job.job_id, job.attempt, self.name, job.queue],
+            client=broker_client(),
+        )
+        return bool(started)
+
+    def _schedule_next_try(self, job: JobTry, delay_ms: int, args: Any, kwargs: Any) -> None:
+        header = {**job.header, "attempt": job.attempt + 1, "delay": delay_ms, "retry": True}
+        self.app.send_task(
+            self.name, args=args, kwargs=kwargs, task_id=job.job_id, queue=job.queue,
+            priority=job.priority, headers={JOB_HEADER: header},
+        )
+        log.info("job %s try %d/%d failed; next try in %d ms",
+                 job.job_id, job.attempt, job.attempts, delay_ms)

@@ -1,0 +1,89 @@
+"""Every Redis key name and TTL the platform uses, in one place.
+
+Units are part of the names (``_S`` seconds, ``_MS`` milliseconds). Keys of
+Celery and kombu themselves (``celery-task-meta-<id>``, ``unacked``, the queue
+lists) are named here too, so the retention and monitoring code agree with them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "csgoflip"
+
+# --- BullMQ-compatible job defaults -------------------------------------------
+DEFAULT_ATTEMPTS = 3
+DEFAULT_BACKOFF_TYPE = "exponential"
+DEFAULT_BACKOFF_DELAY_MS = 1000
+DEFAULT_KEEP_COMPLETED = 100
+DEFAULT_KEEP_FAILED = 1000
+MAX_PRIORITY_LEVEL = 9
+"""kombu's Redis transport keeps one list per level 0-9; 0 is popped first."""
+
+# --- job records ----------------------------------------------------------------
+JOB_KEY_PREFIX = f"{PREFIX}:job:"
+"""Hash per job: name, queue, data, opts, timestamps, state, result or error."""
+
+CELERY_RESULT_KEY_PREFIX = "celery-task-meta-"
+"""Celery's Redis result backend stores each task's result under this prefix."""
+
+STACKTRACE_MAX_CHARS = 4000
+"""Longest traceback kept on a failed job, so 1000 failed jobs stay small."""
+
+
+def job_key(job_id: str) -> str:
+    """Hash holding one job's record."""
+    return f"{JOB_KEY_PREFIX}{job_id}"
+
+
+def queue_key(queue: str, suffix: str) -> str:
+    """Per-queue bookkeeping key: delayed, active, completed, failed, wake."""
+    return f"{PREFIX}:queue:{queue}:{suffix}"
+
+
+def delayed_key(queue: str) -> str:
+    """Sorted set of delayed job ids, scored by the Unix time (ms) they are due."""
+    return queue_key(queue, "delayed")
+
+
+def wake_key(queue: str) -> str:
+    """List a scheduler blocks on, pushed when a new delayed job arrives."""
+    return queue_key(queue, "wake")
+
+
+def active_key(queue: str) -> str:
+    """Set of job ids a worker has started and not yet finished."""
+    return queue_key(queue, "active")
+
+
+def completed_key(queue: str) -> str:
+    """Sorted set of completed job ids, scored by finish time in microseconds."""
+    return queue_key(queue, "completed")
+
+
+def failed_key(queue: str) -> str:
+    """Sorted set of failed job ids, scored by finish time in microseconds."""
+    return queue_key(queue, "failed")
+
+
+# --- kombu's own keys (Redis transport defaults) ---------------------------------
+KOMBU_PRIORITY_SEP = "\x06\x16"
+KOMBU_UNACKED_KEY = "unacked"
+KOMBU_UNACKED_INDEX_KEY = "unacked_index"
+
+# --- worker timing -----------------------------------------------------------------
+HEARTBEAT_INTERVAL_S = 5.0
+"""How often a worker refreshes the unacked-index score of the jobs it holds
+(at most a third of the visibility timeout, see ``heartbeat_interval_s``)."""
+
+UNACKED_RESTORE_INTERVAL_S = 5
+"""How often a worker sweeps for jobs whose holder stopped heart-beating."""
+
+SCHEDULER_MAX_SLEEP_S = 1.0
+"""Longest a worker's delayed-job scheduler sleeps between checks."""
+
+SCHEDULER_BATCH = 500
+"""Most delayed jobs moved to their queue by one scheduler step."""
+
+
+def priority_list_key(queue: str, level: int) -> str:
+    """The kombu list holding a queue's messages of one priority level."""
+    return f"{queue}{KOMBU_PRIORITY_SEP}{level}" if level else queue

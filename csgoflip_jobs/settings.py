@@ -1,0 +1,139 @@
+"""Every setting of the platform, read once from the environment and typed.
+
+Nothing else in the project reads ``os.environ``. Call :func:`get_settings`;
+a bad value raises :class:`~csgoflip_jobs.errors.ConfigError` whose message is
+one line naming the variable.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+QUEUE_NAMES: tuple[str, ...] = ("payment", "notification", "email")
+"""The platform's queues, in the order a worker listens to them."""
+
+
+class Settings(BaseSettings):
+    """Typed view of the environment. Field names are the variable names, lower-cased."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    app_env: Literal["development", "test", "production"] = "development"
+
+    redis_url: str | None = None
+    redis_host: str = "localhost"
+    redis_port: int = Field(6379, ge=1, le=65535)
+    redis_password: str | None = None
+    redis_db: int = Field(0, ge=0, le=15)
+    cache_redis_url: str | None = None
+    redlock_urls: str | None = None
+
+    # The original ioredis options, in seconds / milliseconds as named.
+    redis_connect_timeout_s: float = Field(10.0, gt=0)
+    redis_command_timeout_s: float = Field(5.0, gt=0)
+    redis_keepalive_s: int = Field(30, gt=0)
+    redis_retry_step_ms: int = Field(50, gt=0)
+    redis_retry_cap_ms: int = Field(2000, gt=0)
+    redis_max_retries: int = Field(10, ge=0)
+
+    database_url: str = "sqlite:///csgoflip_jobs.sqlite3"
+
+    job_max_bytes: int = Field(1024 * 1024, gt=0)
+    """Largest JSON-encoded job data accepted by ``JobQueue.add``, in bytes."""
+
+    visibility_timeout_s: int = Field(30, ge=5)
+    """A job held by a worker that stopped heart-beating is redelivered after this many seconds."""
+
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    email_from: str = "CSGOFlip <no-reply@csgoflip.local>"
+
+    flower_user: str | None = None
+    flower_password: str | None = None
+
+    @field_validator("redis_url", "cache_redis_url", "redlock_urls")
+    @classmethod
+    def _check_urls(cls, value: str | None) -> str | None:
+        for url in (value or "").split(","):
+            if url.strip():
+                _check_redis_url(url.strip())
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        """True when APP_ENV=production: TLS to Redis and the production checks."""
+        return self.app_env == "production"
+
+    @property
+    def broker_url(self) -> str:
+        """The queue Redis: REDIS_URL, else built from REDIS_HOST/PORT/PASSWORD/DB."""
+        if self.redis_url:
+            return _force_tls(self.redis_url) if self.is_production else self.redis_url
+        scheme = "rediss" if self.is_production else "redis"
+        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        return f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    @property
+    def cache_url(self) -> str:
+        """The cache Redis (may evict); defaults to the queue Redis."""
+        return self.cache_redis_url or self.broker_url
+
+    @property
+    def redlock_url_list(self) -> list[str]:
+        """Independent Redis masters for Redlock; defaults to the queue Redis alone."""
+        if not self.redlock_urls:
+            return [self.broker_url]
+        return [url.strip() for url in self.redlock_urls.split(",") if url.strip()]
+
+
+def _check_redis_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError("has no host")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise ValueError(f"has a bad port: {exc}") from None
+
+
+def _force_tls(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "redis":
+        return urlunsplit(parts._replace(scheme="rediss"))
+    return url
+
+
+def load_settings() -> Settings:
+    """Read the environment now; raise ConfigError with one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "settings"
+    value = first.get("input")
+    secret = "url" in field or "password" in field  # never echo credentials into logs
+    shown = f" (got {value!r})" if isinstance(value, str | int | float) and not secret else ""
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{field.upper()}: {message}{shown}"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

@@ -1,0 +1,82 @@
+"""Test set-up: a real Redis, a clean database per test, real Celery workers.
+
+Redis: REDIS_URL when set; else database 9 of localhost:6379 when it answers;
+else a private ``redis-server`` on a free port. The URL is put into the
+environment before csgoflip_jobs is imported, so the package and every worker
+the tests start use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.redis_servers import RedisServer, answers, start_redis
+from tests.workers import WorkerProcess, start_worker
+
+_private_server: RedisServer | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _private_server
+    if not os.environ.get("REDIS_URL"):
+        local = "redis://127.0.0.1:6379/9"
+        if answers(local):
+            os.environ["REDIS_URL"] = local
+        else:
+            _private_server = start_redis()
+            os.environ["REDIS_URL"] = _private_server.url
+    os.environ.setdefault("APP_ENV", "test")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _private_server is not None:
+        _private_server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the Redis database the tests own."""
+    return os.environ["REDIS_URL"]
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the test database, flushed before the test."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def workers(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory starting real workers; every one is killed when the test ends."""
+    started: list[WorkerProcess] = []
+
+    def factory(**kwargs: Any) -> WorkerProcess:
+        name = kwargs.pop("name", f"w{len(started) + 1}")
+        worker = start_worker(tmp_path / f"{name}.log", name=name, **kwargs)
+        started.append(worker)
+        return worker
+
+    yield factory
+    for worker in started:
+        worker.kill()
+
+
+@pytest.fixture
+def runs(redis_client: redis.Redis) -> Callable[[], list[dict[str, Any]]]:
+    """Read the records the test tasks wrote (tests.jobs.RUNS_KEY)."""
+    from tests.jobs import RUNS_KEY
+
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(item) for item in redis_client.lrange(RUNS_KEY, 0, -1)]
+
+    return read

@@ -1,0 +1,57 @@
+"""Tasks that exist only for the tests; workers load them with ``-I tests.jobs``.
+
+Each records what it did in Redis so the test process can check it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from csgoflip_jobs import UnrecoverableError, app
+from csgoflip_jobs.redis_connection import broker_client
+
+RUNS_KEY = "test:runs"
+"""List of JSON records, one per try that started: job id, name, data, attempt, time."""
+
+
+def _record(task: Any, **extra: Any) -> None:
+    header = getattr(task.request, "bullmq", None) or {}
+    entry = {"id": task.request.id, "name": task.name, "attempt": header.get("attempt", 1),
+             "at": time.time(), "pid": os.getpid(), **extra}
+    broker_client().rpush(RUNS_KEY, json.dumps(entry))
+
+
+@app.task(name="test-record", bind=True)
+def record(self: Any, **data: Any) -> dict[str, Any]:
+    """Record the run and return the data."""
+    _record(self, data=data)
+    return data
+
+
+@app.task(name="test-flaky", bind=True)
+def flaky(self: Any, succeed_on: int = 99, **data: Any) -> str:
+    """Fail every try before ``succeed_on``."""
+    _record(self, data=data)
+    header = getattr(self.request, "bullmq", None) or {}
+    if header.get("attempt", 1) < succeed_on:
+        raise RuntimeError(f"flaky failure on try {header.get('attempt', 1)}")
+    return "ok"
+
+
+@app.task(name="test-unrecoverable", bind=True)
+def unrecoverable(self: Any, **data: Any) -> None:
+    """Fail with UnrecoverableError."""
+    _record(self, data=data)
+    raise UnrecoverableError("this job can never succeed")
+
+
+@app.task(name="test-sleep", bind=True)
+def sleep(self: Any, seconds: float = 1.0, **data: Any) -> str:
+    """Record the start, sleep, then record the end."""
+    _record(self, data=data, phase="start")
+    time.sleep(seconds)
+    _record(self, data=data, phase="end")
+    return "slept"

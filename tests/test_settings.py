@@ -1,0 +1,91 @@
+"""Settings: typed, read once, the original connection semantics, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from csgoflip_jobs.errors import ConfigError
+from csgoflip_jobs.redis_connection import LinearCappedBackoff, connection_kwargs
+from csgoflip_jobs.settings import Settings, load_settings
+
+
+def settings_from(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for name in list(os.environ):
+        if name.startswith(("REDIS_", "APP_ENV")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("REDIS_PORT", "abc"), ("REDIS_PORT", "70000"), ("REDIS_COMMAND_TIMEOUT_S", "-1"),
+     ("REDIS_CONNECT_TIMEOUT_S", "0"), ("REDIS_URL", "http://example"), ("APP_ENV", "prod"),
+     ("JOB_MAX_BYTES", "-5"), ("VISIBILITY_TIMEOUT_S", "1")],
+)
+def test_bad_value_names_the_variable_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from(monkeypatch, **{variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}:")
+    assert "\n" not in message
+
+
+def test_url_errors_never_echo_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from(monkeypatch, REDIS_URL="http://:hunter2@host")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_defaults_match_the_original_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_from(monkeypatch)
+    assert settings.broker_url == "redis://localhost:6379/0"
+    kwargs = connection_kwargs(settings)
+    assert kwargs["socket_connect_timeout"] == 10
+    assert kwargs["socket_timeout"] == 5
+    assert kwargs["socket_keepalive"] is True
+    assert set(kwargs["socket_keepalive_options"].values()) == {30}
+    retry = kwargs["retry"]
+    assert retry._retries == 10
+    waits = [retry._backoff.compute(n) for n in range(1, 12)]
+    assert waits[:3] == [0.05, 0.1, 0.15]
+    assert waits[-1] == 2.0 and max(waits) == 2.0
+
+
+def test_backoff_is_min_n_times_50ms_and_2s() -> None:
+    backoff = LinearCappedBackoff(50, 2000)
+    assert [backoff.compute(n) for n in (1, 2, 40, 41, 100)] == [0.05, 0.1, 2.0, 2.0, 2.0]
+
+
+def test_host_port_password_build_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_from(monkeypatch, REDIS_HOST="queue.internal", REDIS_PORT="6380",
+                             REDIS_PASSWORD="p@ss/word", REDIS_DB="2")
+    assert settings.broker_url == "redis://:p%40ss%2Fword@queue.internal:6380/2"
+
+
+def test_production_uses_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_from(monkeypatch, APP_ENV="production").broker_url.startswith("rediss://")
+    settings = settings_from(monkeypatch, APP_ENV="production", REDIS_URL="redis://h:1/0")
+    assert settings.broker_url == "rediss://h:1/0"
+
+
+def test_worker_start_up_stops_with_one_clear_line() -> None:
+    env = {**os.environ, "REDIS_PORT": "abc"}
+    env.pop("REDIS_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "csgoflip_jobs", "worker", "-Q", "payment"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "csgoflip-jobs: configuration error: REDIS_PORT: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'abc')"
+    ]
