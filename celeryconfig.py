@@ -71,7 +71,6 @@ task_publish_retry_policy = {
 
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
 worker_prefetch_multiplier = 1
 
 worker_send_task_events = True

@@ -47,10 +47,7 @@ class PendingEnqueues:
 
     def run(self, client: redis.Redis) -> list[bool]:
         """Send every collected call in one round trip; True per job actually enqueued."""
-        with client.pipeline(transaction=False) as pipe:
-            for call in self.calls:
-                call(pipe)
-            replies = pipe.execute()
+        replies = job_scripts.run_pipeline(client, self.calls)
         return [bool(replies[i]) for i in self.enqueue_positions]
 
 
@@ -114,9 +111,8 @@ class Channel(kombu_redis.Channel):
             pending.enqueue_positions.append(len(pending.calls))
             pending.calls.append(call)
             return
-        with self.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
-            call(pipe)
-            if not pipe.execute()[0]:
+        with self.conn_or_acquire() as client:
+            if not job_scripts.run_pipeline(client, [call])[0]:
                 log.info("job %s already exists; not enqueued again", headers["id"])
 
     def _put_fanout(self, exchange: str, message: dict[str, Any], routing_key: str,
@@ -143,7 +139,7 @@ class Channel(kombu_redis.Channel):
                 1 if is_retry else 0, job_id, *fields]
 
         def call(pipe: Any) -> None:
-            job_scripts.enqueue(keys=keys_, args=args, client=pipe)
+            job_scripts.queue_script(pipe, job_scripts.enqueue, keys_, args)
 
         return call
 

@@ -8,8 +8,12 @@ not Redis Cluster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 # KEYS: job hash, target list, delayed zset, wake list
 # ARGV: payload, delay ms, is_retry (1/0), job id, then field/value pairs for the job hash
@@ -141,10 +145,46 @@ return 1
 
 
 # Script objects only hash their source with this client's encoding; every call
-# passes the client (or pipeline) to run on, so this one never connects.
+# passes the client to run on, so this one never connects. In pipelines use
+# :func:`run_pipeline`: redis-py's own pipeline support for scripts costs an
+# extra SCRIPT EXISTS round trip on every execute.
 _ENCODING_ONLY = redis.Redis()
 
 enqueue = Script(_ENCODING_ONLY, ENQUEUE)
 promote = Script(_ENCODING_ONLY, PROMOTE)
 start = Script(_ENCODING_ONLY, START)
 finish = Script(_ENCODING_ONLY, FINISH)
+
+ALL_SCRIPTS = (enqueue, promote, start, finish)
+
+
+def queue_script(pipe: redis.client.Pipeline, script: Script, keys: list[Any],
+                 args: list[Any]) -> None:
+    """Add an EVALSHA of ``script`` to ``pipe`` without redis-py's per-execute check."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+def run_pipeline(client: redis.Redis,
+                 calls: list[Callable[[redis.client.Pipeline], None]]) -> list[Any]:
+    """Run ``calls`` in one round trip; on a server that lost its scripts, load them and
+    re-run only the calls that failed with NOSCRIPT (they changed nothing)."""
+    replies = _execute(client, calls)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        for script in ALL_SCRIPTS:
+            client.script_load(script.script)
+        for index, reply in zip(missing, _execute(client, [calls[i] for i in missing]),
+                                strict=True):
+            replies[index] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _execute(client: redis.Redis,
+             calls: list[Callable[[redis.client.Pipeline], None]]) -> list[Any]:
+    with client.pipeline(transaction=False) as pipe:
+        for call in calls:
+            call(pipe)
+        return list(pipe.execute(raise_on_error=False))

@@ -33,6 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
             _private_server = start_redis()
             os.environ["REDIS_URL"] = _private_server.url
     os.environ.setdefault("APP_ENV", "test")
+    import tests.jobs  # noqa: F401 - registers the test tasks in this process too
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

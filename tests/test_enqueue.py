@@ -1,0 +1,128 @@
+"""Enqueueing: job_id dedupe, add_bulk in one round trip, clear errors for bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.connection import Connection
+
+from csgoflip_jobs import JobOptionsError, JobQueue
+from tests.polling import wait_until
+from tests.workers import WorkerProcess
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Count the writes to Redis sockets made by this process (one per round trip)."""
+    sent = [0]
+    original = Connection.send_packed_command
+
+    def counting(self: Connection, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    yield sent
+
+
+def test_the_same_job_id_enqueues_once(
+    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+) -> None:
+    queue = JobQueue("payment")
+    first = queue.add("test-record", {"withdrawal_id": 1}, job_id="withdrawal:1")
+    second = queue.add("test-record", {"withdrawal_id": 2}, job_id="withdrawal:1")
+    assert first == second == "withdrawal:1"
+    assert queue.get_job_counts()["waiting"] == 1
+    bulk = queue.add_bulk([{"name": "test-record", "data": {"withdrawal_id": 3},
+                            "opts": {"job_id": "withdrawal:1"}}])
+    assert bulk == ["withdrawal:1"]
+    workers()
+    wait_until(lambda: (j := queue.get_job("withdrawal:1")) and j.state == "completed", 10)
+    assert [run["data"] for run in runs()] == [{"withdrawal_id": 1}]
+    assert queue.get_job("withdrawal:1").data == {"withdrawal_id": 1}  # type: ignore[union-attr]
+
+
+def test_add_bulk_sends_many_jobs_in_one_round_trip(
+    redis_client: redis.Redis, round_trips: list[int],
+) -> None:
+    queue = JobQueue("email")
+    queue.add("test-record", {"warm": "up"})  # first publish declares the queue
+    before = round_trips[0]
+    ids = queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(100)])
+    assert round_trips[0] - before == 1
+    assert len(set(ids)) == 100
+    assert queue.get_job_counts()["waiting"] == 101
+
+
+def test_single_add_is_one_round_trip(redis_client: redis.Redis, round_trips: list[int]) -> None:
+    queue = JobQueue("email")
+    queue.add("test-record", {"warm": "up"})
+    before = round_trips[0]
+    queue.add("test-record", {"n": 1}, delay=100, priority=2)
+    assert round_trips[0] - before == 1
+
+
+def test_enqueue_works_after_redis_lost_its_scripts(redis_client: redis.Redis) -> None:
+    queue = JobQueue("email")
+    queue.add("test-record", {"n": 0})
+    redis_client.script_flush()  # what a Redis restart does
+    queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in (1, 2)])
+    assert queue.get_job_counts()["waiting"] == 3
+
+
+def test_job_records_show_data_options_and_state(redis_client: redis.Redis) -> None:
+    queue = JobQueue("payment")
+    job_id = queue.add("test-record", {"withdrawal_id": 5}, delay=60_000, priority=1,
+                       attempts=5, backoff=250, remove_on_fail=7)
+    job = queue.get_job(job_id)
+    assert job is not None
+    assert (job.name, job.queue, job.state, job.data) == (
+        "test-record", "payment", "delayed", {"withdrawal_id": 5})
+    assert job.opts == {"attempts": 5, "backoff": {"type": "fixed", "delay": 250},
+                        "delay": 60_000, "priority": 1, "remove_on_fail": 7}
+    assert job.timestamp and job.processed_on is None and job.attempts_made == 0
+    assert queue.get_job("no-such-job") is None
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda q: q.add("test-record", {"n": 1}, delay=-1), "delay must be"),
+        (lambda q: q.add("test-record", {"n": 1}, delay=1.5), "delay must be"),
+        (lambda q: q.add("test-record", {"n": 1}, priority=-3), "priority must be"),
+        (lambda q: q.add("test-record", {"n": 1}, attempts=0), "attempts must be"),
+        (lambda q: q.add("test-record", {"n": 1}, backoff={"type": "linear"}), "backoff type"),
+        (lambda q: q.add("test-record", {"n": 1}, remove_on_complete=-1), "remove_on_complete"),
+        (lambda q: q.add("test-record", {"n": 1}, job_id=""), "job_id must be"),
+        (lambda q: q.add("test-record", ["not", "a", "dict"]), "JSON object"),
+        (lambda q: q.add("test-record", {"when": object()}), "not JSON-serialisable"),
+        (lambda q: q.add("no-such-task", {}), "no task is registered"),
+        (lambda q: q.add("test-record", {"blob": "x" * 1_100_000}), "JOB_MAX_BYTES"),
+        (lambda q: q.add_bulk([{"name": "test-record", "opts": {"delay": -5}}]), "job 0:"),
+        (lambda q: q.add_bulk([{"name": "test-record", "opts": {"dealy": 5}}]), "unknown"),
+    ],
+)
+def test_bad_input_raises_a_clear_error_and_enqueues_nothing(
+    redis_client: redis.Redis, call: Callable[[JobQueue], Any], message: str,
+) -> None:
+    queue = JobQueue("notification")
+    with pytest.raises(JobOptionsError, match=message):
+        call(queue)
+    assert queue.get_job_counts() == {"waiting": 0, "delayed": 0, "active": 0,
+                                      "completed": 0, "failed": 0}
+
+
+def test_a_bad_job_in_a_bulk_enqueues_none_of_them(redis_client: redis.Redis) -> None:
+    queue = JobQueue("notification")
+    with pytest.raises(JobOptionsError, match="job 2"):
+        queue.add_bulk([{"name": "test-record"}, {"name": "test-record"},
+                        {"name": "test-record", "opts": {"attempts": 0}}])
+    assert queue.get_job_counts()["waiting"] == 0
+
+
+def test_unknown_queue_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown queue 'payments'"):
+        JobQueue("payments")
