@@ -79,3 +79,5 @@ worker_hijack_root_logger = False
 broker_channel_error_retry = True
 
 imports = ("workers.payment", "workers.notification", "workers.email")
+
+from beat_schedule import beat_schedule  # noqa: E402,F401 - schedules live in their own file

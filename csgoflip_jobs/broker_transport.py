@@ -29,8 +29,7 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 
-from . import keys
-from . import job_scripts
+from . import job_scripts, keys
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ def _decode_body(message: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     return list(args), dict(kwargs)
 
 
-class Channel(kombu_redis.Channel):
+class Channel(kombu_redis.Channel):  # type: ignore[misc]
     """kombu Redis channel whose task messages go through the ENQUEUE script."""
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
@@ -115,8 +114,9 @@ class Channel(kombu_redis.Channel):
             if not job_scripts.run_pipeline(client, [call])[0]:
                 log.info("job %s already exists; not enqueued again", headers["id"])
 
-    def _put_fanout(self, exchange: str, message: dict[str, Any], routing_key: str,
-                    **kwargs: Any) -> None:
+    def _put_fanout(
+        self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
+    ) -> None:
         pending = _collecting.get()
         if pending is None:
             super()._put_fanout(exchange, message, routing_key, **kwargs)
@@ -124,19 +124,25 @@ class Channel(kombu_redis.Channel):
         payload = kombu_redis.dumps(message)
         topics = self._get_publish_topics(exchange, routing_key)
         for topic in topics:
-            pending.calls.append(lambda pipe, topic=topic: pipe.publish(topic, payload))
+            pending.calls.append(_publisher(topic, payload))
 
     def _enqueue_call(self, queue: str, message: dict[str, Any]) -> Callable[[Any], None]:
         headers = message["headers"]
         options = headers.get(JOB_HEADER) or {}
         job_id = str(headers["id"])
         is_retry = bool(options.get("retry"))
-        fields = ["attempt", str(options.get("attempt", 1))] if is_retry else job_fields(
-            message, queue)
+        fields = (
+            ["attempt", str(options.get("attempt", 1))] if is_retry else job_fields(message, queue)
+        )
         list_key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
         keys_ = [keys.job_key(job_id), list_key, keys.delayed_key(queue), keys.wake_key(queue)]
-        args = [kombu_redis.dumps(message), int(options.get("delay") or 0),
-                1 if is_retry else 0, job_id, *fields]
+        args = [
+            kombu_redis.dumps(message),
+            int(options.get("delay") or 0),
+            1 if is_retry else 0,
+            job_id,
+            *fields,
+        ]
 
         def call(pipe: Any) -> None:
             job_scripts.queue_script(pipe, job_scripts.enqueue, keys_, args)
@@ -144,7 +150,14 @@ class Channel(kombu_redis.Channel):
         return call
 
 
-class Transport(kombu_redis.Transport):
+def _publisher(topic: str, payload: str) -> Callable[[redis.client.Pipeline], None]:
+    def publish(pipe: redis.client.Pipeline) -> None:
+        pipe.publish(topic, payload)
+
+    return publish
+
+
+class Transport(kombu_redis.Transport):  # type: ignore[misc]
     """The Redis transport with :class:`Channel`; set as Celery's ``broker_transport``."""
 
     Channel = Channel

@@ -31,9 +31,11 @@ app.config_from_object("celeryconfig")
 app.steps["consumer"].add(JobKeeper)
 
 
-@worker_init.connect
 def _refuse_evicting_broker(**_: Any) -> None:
     try:
         check_eviction_policy(broker_client())
     except UnsafeBrokerError as exc:
         raise SystemExit(f"csgoflip-jobs: refusing to start: {exc}") from None
+
+
+worker_init.connect(_refuse_evicting_broker, weak=False)

@@ -47,8 +47,12 @@ class Backoff:
         if isinstance(value, Mapping):
             kind = value.get("type", keys.DEFAULT_BACKOFF_TYPE)
             if kind not in ("fixed", "exponential"):
-                raise JobOptionsError(f"backoff type must be 'fixed' or 'exponential', not {kind!r}")
-            delay = _non_negative("backoff delay", value.get("delay", keys.DEFAULT_BACKOFF_DELAY_MS))
+                raise JobOptionsError(
+                    f"backoff type must be 'fixed' or 'exponential', not {kind!r}"
+                )
+            delay = _non_negative(
+                "backoff delay", value.get("delay", keys.DEFAULT_BACKOFF_DELAY_MS)
+            )
             return cls(kind, delay)
         raise JobOptionsError(f"backoff must be milliseconds or {{type, delay}}, not {value!r}")
 
@@ -152,8 +156,11 @@ def _keep_option(name: str, value: object) -> KeepOption | None:
 
 
 def _job_id(value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > 256 or any(
-        ch.isspace() for ch in value
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > 256
+        or any(ch.isspace() for ch in value)
     ):
         raise JobOptionsError(f"job_id must be 1-256 characters without spaces, not {value!r}")
     return value

@@ -49,9 +49,9 @@ class Job:
     stacktrace: str | None
 
     @classmethod
-    def from_record(cls, job_id: str, record: Mapping[bytes, bytes]) -> Job:
-        """Build from the job's Redis hash."""
-        text = {k.decode(): v.decode() for k, v in record.items()}
+    def from_record(cls, job_id: str, record: Mapping[Any, Any]) -> Job:
+        """Build from the job's Redis hash (bytes or str, as the client returns)."""
+        text = {_text(k): _text(v) for k, v in record.items()}
         return cls(
             id=job_id,
             name=text.get("name", ""),
@@ -72,8 +72,9 @@ class Job:
 class JobQueue:
     """A named queue (payment, notification, email) with BullMQ's options and defaults."""
 
-    def __init__(self, name: str, *, app: Celery | None = None,
-                 client: redis.Redis | None = None) -> None:
+    def __init__(
+        self, name: str, *, app: Celery | None = None, client: redis.Redis | None = None
+    ) -> None:
         if name not in QUEUE_NAMES:
             raise ValueError(f"unknown queue {name!r}; the queues are {', '.join(QUEUE_NAMES)}")
         if app is None:
@@ -89,15 +90,28 @@ class JobQueue:
         """The queue Redis client used for reads."""
         return self._client or broker_client()
 
-    def add(self, job_name: str, data: Mapping[str, Any] | None = None, *,
-            delay: int | None = None, priority: int | None = None, attempts: int | None = None,
-            backoff: int | Mapping[str, Any] | None = None,
-            remove_on_complete: bool | int | None = None,
-            remove_on_fail: bool | int | None = None, job_id: str | None = None) -> str:
-        """Enqueue one job and return its id; a ``job_id`` that already exists is not added again."""
+    def add(
+        self,
+        job_name: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        delay: int | None = None,
+        priority: int | None = None,
+        attempts: int | None = None,
+        backoff: int | Mapping[str, Any] | None = None,
+        remove_on_complete: bool | int | None = None,
+        remove_on_fail: bool | int | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """Enqueue one job and return its id; an existing ``job_id`` is not added again."""
         options = parse_options(
-            delay=delay, priority=priority, attempts=attempts, backoff=backoff,
-            remove_on_complete=remove_on_complete, remove_on_fail=remove_on_fail, job_id=job_id,
+            delay=delay,
+            priority=priority,
+            attempts=attempts,
+            backoff=backoff,
+            remove_on_complete=remove_on_complete,
+            remove_on_fail=remove_on_fail,
+            job_id=job_id,
         )
         return self._send([(job_name, data, options)])[0]
 
@@ -123,15 +137,22 @@ class JobQueue:
 
     def _send(self, jobs: list[tuple[Any, Any, JobOptions]]) -> list[str]:
         max_bytes = get_settings().job_max_bytes
-        checked = [(self._check_name(name), encode_data(data, max_bytes), opts)
-                   for name, data, opts in jobs]
+        checked = [
+            (self._check_name(name), encode_data(data, max_bytes), opts)
+            for name, data, opts in jobs
+        ]
         ids: list[str] = []
         with collect_enqueues() as pending, self._app.producer_or_acquire() as producer:
             for name, data, opts in checked:
                 job_id = opts.job_id or uuid()
                 self._app.send_task(
-                    name, kwargs=data, task_id=job_id, queue=self.name, producer=producer,
-                    priority=opts.priority_level, headers={JOB_HEADER: opts.header()},
+                    name,
+                    kwargs=data,
+                    task_id=job_id,
+                    queue=self.name,
+                    producer=producer,
+                    priority=opts.priority_level,
+                    headers={JOB_HEADER: opts.header()},
                 )
                 ids.append(job_id)
         pending.run(self.client)
@@ -159,7 +180,7 @@ class JobQueue:
         return self._finished(keys.failed_key(self.name), start, end)
 
     def _finished(self, key: str, start: int, end: int) -> list[Job]:
-        ids = [i.decode() for i in self.client.zrevrange(key, start, end)]
+        ids = [_text(i) for i in self.client.zrevrange(key, start, end)]
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(keys.job_key(job_id))
@@ -178,8 +199,17 @@ class JobQueue:
             replies = pipe.execute()
         levels = keys.MAX_PRIORITY_LEVEL + 1
         delayed, active, completed, failed = replies[levels:]
-        return {"waiting": sum(replies[:levels]), "delayed": delayed, "active": active,
-                "completed": completed, "failed": failed}
+        return {
+            "waiting": sum(replies[:levels]),
+            "delayed": delayed,
+            "active": active,
+            "completed": completed,
+            "failed": failed,
+        }
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _int_or_none(value: str | None) -> int | None:

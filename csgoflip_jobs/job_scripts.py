@@ -158,14 +158,16 @@ finish = Script(_ENCODING_ONLY, FINISH)
 ALL_SCRIPTS = (enqueue, promote, start, finish)
 
 
-def queue_script(pipe: redis.client.Pipeline, script: Script, keys: list[Any],
-                 args: list[Any]) -> None:
+def queue_script(
+    pipe: redis.client.Pipeline, script: Script, keys: list[Any], args: list[Any]
+) -> None:
     """Add an EVALSHA of ``script`` to ``pipe`` without redis-py's per-execute check."""
     pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
-def run_pipeline(client: redis.Redis,
-                 calls: list[Callable[[redis.client.Pipeline], None]]) -> list[Any]:
+def run_pipeline(
+    client: redis.Redis, calls: list[Callable[[redis.client.Pipeline], None]]
+) -> list[Any]:
     """Run ``calls`` in one round trip; on a server that lost its scripts, load them and
     re-run only the calls that failed with NOSCRIPT (they changed nothing)."""
     replies = _execute(client, calls)
@@ -173,8 +175,9 @@ def run_pipeline(client: redis.Redis,
     if missing:
         for script in ALL_SCRIPTS:
             client.script_load(script.script)
-        for index, reply in zip(missing, _execute(client, [calls[i] for i in missing]),
-                                strict=True):
+        for index, reply in zip(
+            missing, _execute(client, [calls[i] for i in missing]), strict=True
+        ):
             replies[index] = reply
     for reply in replies:
         if isinstance(reply, Exception):
@@ -182,8 +185,9 @@ def run_pipeline(client: redis.Redis,
     return replies
 
 
-def _execute(client: redis.Redis,
-             calls: list[Callable[[redis.client.Pipeline], None]]) -> list[Any]:
+def _execute(
+    client: redis.Redis, calls: list[Callable[[redis.client.Pipeline], None]]
+) -> list[Any]:
     with client.pipeline(transaction=False) as pipe:
         for call in calls:
             call(pipe)

@@ -60,8 +60,11 @@ class JobTask(Task):  # type: ignore[misc]
             return self.run(*args, **kwargs)
         job = JobTry.from_request(self.request)
         if not self._mark_started(job):
-            log.warning("job %s try %d was delivered again after it moved on; skipped",
-                        job.job_id, job.attempt)
+            log.warning(
+                "job %s try %d was delivered again after it moved on; skipped",
+                job.job_id,
+                job.attempt,
+            )
             raise Ignore()
         try:
             return self.run(*args, **kwargs)
@@ -85,8 +88,18 @@ class JobTask(Task):  # type: ignore[misc]
     def _schedule_next_try(self, job: JobTry, delay_ms: int, args: Any, kwargs: Any) -> None:
         header = {**job.header, "attempt": job.attempt + 1, "delay": delay_ms, "retry": True}
         self.app.send_task(
-            self.name, args=args, kwargs=kwargs, task_id=job.job_id, queue=job.queue,
-            priority=job.priority, headers={JOB_HEADER: header},
+            self.name,
+            args=args,
+            kwargs=kwargs,
+            task_id=job.job_id,
+            queue=job.queue,
+            priority=job.priority,
+            headers={JOB_HEADER: header},
         )
-        log.info("job %s try %d/%d failed; next try in %d ms",
-                 job.job_id, job.attempt, job.attempts, delay_ms)
+        log.info(
+            "job %s try %d/%d failed; next try in %d ms",
+            job.job_id,
+            job.attempt,
+            job.attempts,
+            delay_ms,
+        )

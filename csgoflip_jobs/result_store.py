@@ -44,22 +44,42 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
         the stored result first, so nothing is missed.
         """
 
-    def _store_result(self, task_id: str, result: Any, state: str, traceback: str | None = None,
-                      request: Any = None, **kwargs: Any) -> Any:
+    def _store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         outcome = _OUTCOMES.get(state)
         if outcome is None:
             return super()._store_result(task_id, result, state, traceback, request, **kwargs)
-        meta = self._get_result_meta(result=result, state=state, traceback=traceback,
-                                     request=request)
+        meta = self._get_result_meta(
+            result=result, state=state, traceback=traceback, request=request
+        )
         meta["task_id"] = task_id
         queue, attempt = self._job_context(task_id, request)
         finished = keys.completed_key(queue) if outcome == "completed" else keys.failed_key(queue)
         keep = keys.DEFAULT_KEEP_COMPLETED if outcome == "completed" else keys.DEFAULT_KEEP_FAILED
-        script_keys = [keys.job_key(task_id), keys.active_key(queue), finished,
-                       bytes_to_str(self.get_key_for_task(task_id))]
-        args = [outcome, self.encode(meta), task_id, attempt, _outcome_value(outcome, meta, result),
-                (traceback or "")[-keys.STACKTRACE_MAX_CHARS:], keep, keys.JOB_KEY_PREFIX,
-                self.task_keyprefix]
+        script_keys = [
+            keys.job_key(task_id),
+            keys.active_key(queue),
+            finished,
+            bytes_to_str(self.get_key_for_task(task_id)),
+        ]
+        args = [
+            outcome,
+            self.encode(meta),
+            task_id,
+            attempt,
+            _outcome_value(outcome, meta, result),
+            (traceback or "")[-keys.STACKTRACE_MAX_CHARS :],
+            keep,
+            keys.JOB_KEY_PREFIX,
+            self.task_keyprefix,
+        ]
         self.ensure(self._run_finish, (script_keys, args))
         return result
 
@@ -74,7 +94,7 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
         if not queue:
             # Outside a worker's request (e.g. a revoke) the record knows the queue.
             stored = broker_client().hget(keys.job_key(task_id), "queue")
-            queue = stored.decode() if stored else "unknown"
+            queue = bytes_to_str(stored) if stored else "unknown"
         return queue, attempt
 
 

@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 class JobKeeperThread(threading.Thread):
     """Promotes due delayed jobs and heart-beats held messages until stopped."""
 
-    def __init__(self, client: redis.Redis, queues: list[str], qos: Any,
-                 visibility_timeout_s: float) -> None:
+    def __init__(
+        self, client: redis.Redis, queues: list[str], qos: Any, visibility_timeout_s: float
+    ) -> None:
         super().__init__(name="csgoflip-job-keeper", daemon=True)
         self._client = client
         self._queues = queues
@@ -91,8 +92,9 @@ class JobKeeperThread(threading.Thread):
         tags = list(self._qos._delivered)
         if tags:
             # XX: never resurrect an entry that was acked meanwhile.
-            self._client.zadd(keys.KOMBU_UNACKED_INDEX_KEY, dict.fromkeys(tags, time.time()),
-                              xx=True)
+            self._client.zadd(
+                keys.KOMBU_UNACKED_INDEX_KEY, dict.fromkeys(tags, time.time()), xx=True
+            )
 
 
 class JobKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -108,8 +110,9 @@ class JobKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
         """Start the thread for the queues this worker consumes."""
         queues = sorted(q.name for q in parent.task_consumer.queues)
         client = make_client(parent.app.conf.broker_url)
-        self._thread = JobKeeperThread(client, queues, parent.task_consumer.channel.qos,
-                                       get_settings().visibility_timeout_s)
+        self._thread = JobKeeperThread(
+            client, queues, parent.task_consumer.channel.qos, get_settings().visibility_timeout_s
+        )
         self._thread.start()
 
     def stop(self, parent: Any) -> None:
@@ -131,14 +134,19 @@ def check_eviction_policy(client: redis.Redis, settings: Settings | None = None)
     try:
         policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy"))
     except redis.ResponseError as exc:
-        log.warning("could not read the broker's maxmemory-policy (%s); make sure it is "
-                    "noeviction, or queued jobs and locks can vanish", exc)
+        log.warning(
+            "could not read the broker's maxmemory-policy (%s); make sure it is "
+            "noeviction, or queued jobs and locks can vanish",
+            exc,
+        )
         return None
     if policy == "noeviction":
         return policy
-    message = (f"the broker Redis has maxmemory-policy {policy!r}: under memory pressure it "
-               "evicts queued jobs, locks and sessions; set it to 'noeviction' and keep "
-               "caches on a separate Redis (CACHE_REDIS_URL)")
+    message = (
+        f"the broker Redis has maxmemory-policy {policy!r}: under memory pressure it "
+        "evicts queued jobs, locks and sessions; set it to 'noeviction' and keep "
+        "caches on a separate Redis (CACHE_REDIS_URL)"
+    )
     if settings.is_production:
         raise UnsafeBrokerError(message)
     log.warning(message)

@@ -19,8 +19,14 @@ RUNS_KEY = "test:runs"
 
 def _record(task: Any, **extra: Any) -> None:
     header = getattr(task.request, "bullmq", None) or {}
-    entry = {"id": task.request.id, "name": task.name, "attempt": header.get("attempt", 1),
-             "at": time.time(), "pid": os.getpid(), **extra}
+    entry = {
+        "id": task.request.id,
+        "name": task.name,
+        "attempt": header.get("attempt", 1),
+        "at": time.time(),
+        "pid": os.getpid(),
+        **extra,
+    }
     broker_client().rpush(RUNS_KEY, json.dumps(entry))
 
 

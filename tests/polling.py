@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from csgoflip_jobs import Job, JobQueue
+
 T = TypeVar("T")
 
 
@@ -19,3 +21,15 @@ def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
         time.sleep(interval)
+
+
+def wait_for_state(queue: JobQueue, job_id: str, state: str, timeout: float) -> Job:
+    """Wait until the job is in ``state`` (e.g. completed, failed) and return it."""
+
+    def reached() -> Job | None:
+        job = queue.get_job(job_id)
+        return job if job is not None and job.state == state else None
+
+    job = wait_until(reached, timeout)
+    assert job is not None
+    return job

@@ -52,9 +52,22 @@ def start_redis(*extra_args: str, port: int | None = None) -> RedisServer:
     port = port or free_port()
     directory = Path(tempfile.mkdtemp(prefix="csgoflip-redis-"))
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory), *extra_args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            *extra_args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     server = RedisServer(process, port, directory)
     client = redis.Redis(port=port, socket_connect_timeout=0.2)

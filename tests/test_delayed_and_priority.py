@@ -9,12 +9,13 @@ from typing import Any
 import redis
 
 from csgoflip_jobs import JobQueue
-from tests.polling import wait_until
+from tests.polling import wait_for_state, wait_until
 from tests.workers import WorkerProcess
 
 
 def test_a_delayed_job_does_not_run_early(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     workers()
     queue = JobQueue("notification")
@@ -28,7 +29,8 @@ def test_a_delayed_job_does_not_run_early(
 
 
 def test_a_delayed_job_survives_every_worker_killed_and_runs_once(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
     redis_client: redis.Redis,
 ) -> None:
     first = workers(name="first")
@@ -44,21 +46,23 @@ def test_a_delayed_job_survives_every_worker_killed_and_runs_once(
 
     workers(name="second")
     ran = wait_until(runs, 15)
-    wait_until(lambda: (j := queue.get_job(job_id)) and j.state == "completed", 10)
+    wait_for_state(queue, job_id, "completed", 10)
     time.sleep(1.0)  # a duplicate would show up by now
     assert len(runs()) == 1
     assert ran[0]["at"] - sent_at >= 3.0
 
 
 def test_many_delayed_jobs_run_once_each_with_two_workers(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     workers(name="a")
     workers(name="b")
     queue = JobQueue("email")
     sent_at = time.time()
-    ids = queue.add_bulk([{"name": "test-record", "data": {"n": n}, "opts": {"delay": 500}}
-                          for n in range(200)])
+    ids = queue.add_bulk(
+        [{"name": "test-record", "data": {"n": n}, "opts": {"delay": 500}} for n in range(200)]
+    )
     wait_until(lambda: len(runs()) >= 200, 20)
     time.sleep(0.5)
     done = runs()
@@ -67,7 +71,8 @@ def test_many_delayed_jobs_run_once_each_with_two_workers(
 
 
 def test_jobs_without_priority_go_first_then_1_is_highest(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     queue = JobQueue("notification")
     plan: list[int | None] = [5, None, 1, 3, None, 9, 1, 20, 2]
@@ -81,7 +86,8 @@ def test_jobs_without_priority_go_first_then_1_is_highest(
 
 
 def test_priority_zero_counts_as_no_priority(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     queue = JobQueue("notification")
     queue.add("test-record", {"n": 0}, priority=1)

@@ -10,7 +10,7 @@ import redis
 from redis.connection import Connection
 
 from csgoflip_jobs import JobOptionsError, JobQueue
-from tests.polling import wait_until
+from tests.polling import wait_for_state
 from tests.workers import WorkerProcess
 
 
@@ -18,7 +18,7 @@ from tests.workers import WorkerProcess
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Count the writes to Redis sockets made by this process (one per round trip)."""
     sent = [0]
-    original = Connection.send_packed_command
+    original: Callable[..., None] = Connection.send_packed_command
 
     def counting(self: Connection, command: Any, check_health: bool = True) -> None:
         sent[0] += 1
@@ -29,24 +29,27 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
 
 def test_the_same_job_id_enqueues_once(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     queue = JobQueue("payment")
     first = queue.add("test-record", {"withdrawal_id": 1}, job_id="withdrawal:1")
     second = queue.add("test-record", {"withdrawal_id": 2}, job_id="withdrawal:1")
     assert first == second == "withdrawal:1"
     assert queue.get_job_counts()["waiting"] == 1
-    bulk = queue.add_bulk([{"name": "test-record", "data": {"withdrawal_id": 3},
-                            "opts": {"job_id": "withdrawal:1"}}])
+    bulk = queue.add_bulk(
+        [{"name": "test-record", "data": {"withdrawal_id": 3}, "opts": {"job_id": "withdrawal:1"}}]
+    )
     assert bulk == ["withdrawal:1"]
     workers()
-    wait_until(lambda: (j := queue.get_job("withdrawal:1")) and j.state == "completed", 10)
+    wait_for_state(queue, "withdrawal:1", "completed", 10)
     assert [run["data"] for run in runs()] == [{"withdrawal_id": 1}]
     assert queue.get_job("withdrawal:1").data == {"withdrawal_id": 1}  # type: ignore[union-attr]
 
 
 def test_add_bulk_sends_many_jobs_in_one_round_trip(
-    redis_client: redis.Redis, round_trips: list[int],
+    redis_client: redis.Redis,
+    round_trips: list[int],
 ) -> None:
     queue = JobQueue("email")
     queue.add("test-record", {"warm": "up"})  # first publish declares the queue
@@ -75,14 +78,30 @@ def test_enqueue_works_after_redis_lost_its_scripts(redis_client: redis.Redis) -
 
 def test_job_records_show_data_options_and_state(redis_client: redis.Redis) -> None:
     queue = JobQueue("payment")
-    job_id = queue.add("test-record", {"withdrawal_id": 5}, delay=60_000, priority=1,
-                       attempts=5, backoff=250, remove_on_fail=7)
+    job_id = queue.add(
+        "test-record",
+        {"withdrawal_id": 5},
+        delay=60_000,
+        priority=1,
+        attempts=5,
+        backoff=250,
+        remove_on_fail=7,
+    )
     job = queue.get_job(job_id)
     assert job is not None
     assert (job.name, job.queue, job.state, job.data) == (
-        "test-record", "payment", "delayed", {"withdrawal_id": 5})
-    assert job.opts == {"attempts": 5, "backoff": {"type": "fixed", "delay": 250},
-                        "delay": 60_000, "priority": 1, "remove_on_fail": 7}
+        "test-record",
+        "payment",
+        "delayed",
+        {"withdrawal_id": 5},
+    )
+    assert job.opts == {
+        "attempts": 5,
+        "backoff": {"type": "fixed", "delay": 250},
+        "delay": 60_000,
+        "priority": 1,
+        "remove_on_fail": 7,
+    }
     assert job.timestamp and job.processed_on is None and job.attempts_made == 0
     assert queue.get_job("no-such-job") is None
 
@@ -106,20 +125,32 @@ def test_job_records_show_data_options_and_state(redis_client: redis.Redis) -> N
     ],
 )
 def test_bad_input_raises_a_clear_error_and_enqueues_nothing(
-    redis_client: redis.Redis, call: Callable[[JobQueue], Any], message: str,
+    redis_client: redis.Redis,
+    call: Callable[[JobQueue], Any],
+    message: str,
 ) -> None:
     queue = JobQueue("notification")
     with pytest.raises(JobOptionsError, match=message):
         call(queue)
-    assert queue.get_job_counts() == {"waiting": 0, "delayed": 0, "active": 0,
-                                      "completed": 0, "failed": 0}
+    assert queue.get_job_counts() == {
+        "waiting": 0,
+        "delayed": 0,
+        "active": 0,
+        "completed": 0,
+        "failed": 0,
+    }
 
 
 def test_a_bad_job_in_a_bulk_enqueues_none_of_them(redis_client: redis.Redis) -> None:
     queue = JobQueue("notification")
     with pytest.raises(JobOptionsError, match="job 2"):
-        queue.add_bulk([{"name": "test-record"}, {"name": "test-record"},
-                        {"name": "test-record", "opts": {"attempts": 0}}])
+        queue.add_bulk(
+            [
+                {"name": "test-record"},
+                {"name": "test-record"},
+                {"name": "test-record", "opts": {"attempts": 0}},
+            ]
+        )
     assert queue.get_job_counts()["waiting"] == 0
 
 

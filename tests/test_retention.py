@@ -8,7 +8,7 @@ import redis
 
 from csgoflip_jobs import JobQueue
 from csgoflip_jobs.keys import CELERY_RESULT_KEY_PREFIX, job_key
-from tests.polling import wait_until
+from tests.polling import wait_for_state, wait_until
 from tests.workers import WorkerProcess
 
 
@@ -21,14 +21,16 @@ def job_keys(client: redis.Redis) -> set[str]:
 
 
 def test_150_jobs_leave_exactly_the_newest_100_completed(
-    workers: Callable[..., WorkerProcess], redis_client: redis.Redis,
+    workers: Callable[..., WorkerProcess],
+    redis_client: redis.Redis,
 ) -> None:
     queue = JobQueue("notification")
     ids = queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(150)])
     # One worker process: the finish order is the enqueue order.
     workers(concurrency=1)
-    wait_until(lambda: queue.get_job_counts()["waiting"] == 0
-               and queue.get_job_counts()["active"] == 0, 30)
+    wait_until(
+        lambda: queue.get_job_counts()["waiting"] == 0 and queue.get_job_counts()["active"] == 0, 30
+    )
     wait_until(lambda: len(result_keys(redis_client)) == 100, 10)
 
     completed = queue.get_completed()
@@ -44,15 +46,21 @@ def test_150_jobs_leave_exactly_the_newest_100_completed(
 
 
 def test_failed_jobs_are_capped_at_1000(
-    workers: Callable[..., WorkerProcess], redis_client: redis.Redis,
+    workers: Callable[..., WorkerProcess],
+    redis_client: redis.Redis,
 ) -> None:
     queue = JobQueue("email")
-    ids = queue.add_bulk(
-        [{"name": "test-unrecoverable", "data": {"n": n}} for n in range(1020)])
+    ids = queue.add_bulk([{"name": "test-unrecoverable", "data": {"n": n}} for n in range(1020)])
     workers(concurrency=2)
-    wait_until(lambda: queue.get_job_counts()["failed"] == 1000
-               and queue.get_job_counts()["waiting"] == 0
-               and queue.get_job_counts()["active"] == 0, 60, interval=0.2)
+    wait_until(
+        lambda: (
+            queue.get_job_counts()["failed"] == 1000
+            and queue.get_job_counts()["waiting"] == 0
+            and queue.get_job_counts()["active"] == 0
+        ),
+        60,
+        interval=0.2,
+    )
     kept = {job.id for job in queue.get_failed()}
     assert len(kept) == 1000
     assert len(job_keys(redis_client)) == 1000
@@ -64,20 +72,19 @@ def test_failed_jobs_are_capped_at_1000(
 
 
 def test_per_job_remove_on_complete_overrides_the_queue_default(
-    workers: Callable[..., WorkerProcess], redis_client: redis.Redis,
+    workers: Callable[..., WorkerProcess],
+    redis_client: redis.Redis,
 ) -> None:
     queue = JobQueue("notification")
     workers(concurrency=1)
     gone = queue.add("test-record", {"n": 1}, remove_on_complete=True)
     kept = queue.add("test-record", {"n": 2}, remove_on_complete=False)
-    wait_until(lambda: queue.get_job_counts()["completed"] == 1
-               and queue.get_job(gone) is None, 10)
+    wait_until(lambda: queue.get_job_counts()["completed"] == 1 and queue.get_job(gone) is None, 10)
     assert [job.id for job in queue.get_completed()] == [kept]
     assert not redis_client.exists(CELERY_RESULT_KEY_PREFIX + gone)
 
     capped = [queue.add("test-record", {"n": n}, remove_on_complete=3) for n in range(5)]
-    wait_until(lambda: queue.get_job(capped[-1]) is not None
-               and queue.get_job(capped[-1]).state == "completed", 10)  # type: ignore[union-attr]
+    wait_for_state(queue, capped[-1], "completed", 10)
     assert [job.id for job in queue.get_completed()] == capped[:-4:-1]
 
 
@@ -85,5 +92,5 @@ def test_remove_on_fail_count(workers: Callable[..., WorkerProcess]) -> None:
     queue = JobQueue("payment")
     workers(concurrency=1)
     ids = [queue.add("test-unrecoverable", {}, remove_on_fail=2) for _ in range(4)]
-    wait_until(lambda: (j := queue.get_job(ids[-1])) and j.state == "failed", 10)
+    wait_for_state(queue, ids[-1], "failed", 10)
     assert [job.id for job in queue.get_failed()] == ids[:-3:-1]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from csgoflip_jobs import JobQueue
-from tests.polling import wait_until
+from tests.polling import wait_for_state, wait_until
 from tests.workers import WorkerProcess
 
 
@@ -17,16 +18,17 @@ def tries_of(runs: Callable[[], list[dict[str, Any]]], job_id: str) -> list[dict
 
 
 def test_three_tries_with_exponential_gaps_of_1s_and_2s(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     workers()
     queue = JobQueue("notification")
     job_id = queue.add("test-flaky", {"succeed_on": 99})
 
-    job = wait_until(lambda: (j := queue.get_job(job_id)) and j.state == "failed" and j, 15)
+    job = wait_for_state(queue, job_id, "failed", 15)
     tries = tries_of(runs, job_id)
     assert [t["attempt"] for t in tries] == [1, 2, 3]
-    gaps = [later["at"] - earlier["at"] for earlier, later in zip(tries, tries[1:], strict=False)]
+    gaps = [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(tries)]
     assert 0.95 <= gaps[0] <= 1.6, gaps
     assert 1.95 <= gaps[1] <= 2.6, gaps
     assert job.attempts_made == 3
@@ -36,12 +38,13 @@ def test_three_tries_with_exponential_gaps_of_1s_and_2s(
 
 
 def test_a_job_that_succeeds_on_its_third_try_completes(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     workers()
     queue = JobQueue("notification")
     job_id = queue.add("test-flaky", {"succeed_on": 3})
-    job = wait_until(lambda: (j := queue.get_job(job_id)) and j.state == "completed" and j, 15)
+    job = wait_for_state(queue, job_id, "completed", 15)
     assert job.returnvalue == "ok"
     assert job.attempts_made == 3
     assert len(tries_of(runs, job_id)) == 3
@@ -49,37 +52,41 @@ def test_a_job_that_succeeds_on_its_third_try_completes(
 
 
 def test_per_job_attempts_and_fixed_backoff_override_the_defaults(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     workers()
     queue = JobQueue("email")
-    job_id = queue.add("test-flaky", {"succeed_on": 99}, attempts=4,
-                       backoff={"type": "fixed", "delay": 300})
-    wait_until(lambda: (j := queue.get_job(job_id)) and j.state == "failed", 15)
+    job_id = queue.add(
+        "test-flaky", {"succeed_on": 99}, attempts=4, backoff={"type": "fixed", "delay": 300}
+    )
+    wait_for_state(queue, job_id, "failed", 15)
     tries = tries_of(runs, job_id)
     assert [t["attempt"] for t in tries] == [1, 2, 3, 4]
-    gaps = [later["at"] - earlier["at"] for earlier, later in zip(tries, tries[1:], strict=False)]
+    gaps = [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(tries)]
     assert all(0.28 <= gap <= 0.9 for gap in gaps), gaps
 
 
 def test_attempts_1_means_no_retry(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     workers()
     queue = JobQueue("email")
     job_id = queue.add("test-flaky", {}, attempts=1)
-    wait_until(lambda: (j := queue.get_job(job_id)) and j.state == "failed", 10)
+    wait_for_state(queue, job_id, "failed", 10)
     assert len(tries_of(runs, job_id)) == 1
 
 
 def test_unrecoverable_error_fails_at_once(
-    workers: Callable[..., WorkerProcess], runs: Callable[[], list[dict[str, Any]]],
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
     redis_client: redis.Redis,
 ) -> None:
     workers()
     queue = JobQueue("payment")
     job_id = queue.add("test-unrecoverable", {"withdrawal_id": 7})
-    job = wait_until(lambda: (j := queue.get_job(job_id)) and j.state == "failed" and j, 10)
+    job = wait_for_state(queue, job_id, "failed", 10)
     assert job.failed_reason == "UnrecoverableError: this job can never succeed"
     assert job.attempts_made == 1
     assert job.data == {"withdrawal_id": 7}

@@ -24,9 +24,16 @@ def settings_from(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("REDIS_PORT", "abc"), ("REDIS_PORT", "70000"), ("REDIS_COMMAND_TIMEOUT_S", "-1"),
-     ("REDIS_CONNECT_TIMEOUT_S", "0"), ("REDIS_URL", "http://example"), ("APP_ENV", "prod"),
-     ("JOB_MAX_BYTES", "-5"), ("VISIBILITY_TIMEOUT_S", "1")],
+    [
+        ("REDIS_PORT", "abc"),
+        ("REDIS_PORT", "70000"),
+        ("REDIS_COMMAND_TIMEOUT_S", "-1"),
+        ("REDIS_CONNECT_TIMEOUT_S", "0"),
+        ("REDIS_URL", "http://example"),
+        ("APP_ENV", "prod"),
+        ("JOB_MAX_BYTES", "-5"),
+        ("VISIBILITY_TIMEOUT_S", "1"),
+    ],
 )
 def test_bad_value_names_the_variable_in_one_line(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
@@ -55,7 +62,13 @@ def test_defaults_match_the_original_stack(monkeypatch: pytest.MonkeyPatch) -> N
     retry = kwargs["retry"]
     assert retry._retries == 10
     assert [retry._backoff.compute(n) for n in (1, 2, 3, 10, 40, 41)] == [
-        0.05, 0.1, 0.15, 0.5, 2.0, 2.0]
+        0.05,
+        0.1,
+        0.15,
+        0.5,
+        2.0,
+        2.0,
+    ]
 
 
 def test_backoff_is_min_n_times_50ms_and_2s() -> None:
@@ -64,8 +77,13 @@ def test_backoff_is_min_n_times_50ms_and_2s() -> None:
 
 
 def test_host_port_password_build_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = settings_from(monkeypatch, REDIS_HOST="queue.internal", REDIS_PORT="6380",
-                             REDIS_PASSWORD="p@ss/word", REDIS_DB="2")
+    settings = settings_from(
+        monkeypatch,
+        REDIS_HOST="queue.internal",
+        REDIS_PORT="6380",
+        REDIS_PASSWORD="p@ss/word",
+        REDIS_DB="2",
+    )
     assert settings.broker_url == "redis://:p%40ss%2Fword@queue.internal:6380/2"
 
 
@@ -80,7 +98,10 @@ def test_worker_start_up_stops_with_one_clear_line() -> None:
     env.pop("REDIS_URL", None)
     result = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "csgoflip_jobs", "worker", "-Q", "payment"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]

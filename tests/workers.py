@@ -32,27 +32,55 @@ class WorkerProcess:
         self.process.wait()
 
     def stop(self, timeout: float = 15) -> None:
-        """Warm shutdown (SIGTERM), then kill -9 if it takes longer than ``timeout``."""
+        """Warm shutdown (SIGTERM to the main process, as systemd does), then kill -9."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
 
 
-def start_worker(log_path: Path, *, env: Mapping[str, str] | None = None,
-                 concurrency: int = 2, queues: str = QUEUES, name: str = "w1",
-                 wait_ready: bool = True) -> WorkerProcess:
+def start_worker(
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    concurrency: int = 2,
+    queues: str = QUEUES,
+    name: str = "w1",
+    wait_ready: bool = True,
+) -> WorkerProcess:
     """Start ``celery -A csgoflip_jobs worker`` loading the test tasks; wait until ready."""
-    command = [sys.executable, "-m", "celery", "-A", "csgoflip_jobs", "worker", "-Q", queues,
-               "-I", "tests.jobs", "-c", str(concurrency), "-n", f"{name}@%h", "-l", "info",
-               "--without-gossip", "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "csgoflip_jobs",
+        "worker",
+        "-Q",
+        queues,
+        "-I",
+        "tests.jobs",
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "-l",
+        "info",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     full_env = {**os.environ, **(env or {})}
     with log_path.open("ab") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   env=full_env, start_new_session=True,
-                                   cwd=Path(__file__).resolve().parent.parent)
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
     worker = WorkerProcess(process, log_path)
     if wait_ready:
         wait_for_log(worker, "ready.", timeout=30)

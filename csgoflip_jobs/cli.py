@@ -1,0 +1,124 @@
+"""The ``csgoflip-jobs`` command: run workers, run the platform locally, enqueue jobs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import click
+
+from .settings import QUEUE_NAMES
+
+QUEUES_HELP = f"comma-separated queues to consume (default: {','.join(QUEUE_NAMES)})"
+
+
+@click.group()
+def main() -> None:
+    """Background jobs of the CSGOFlip web app (Celery on Redis, BullMQ semantics)."""
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("-Q", "--queues", default=",".join(QUEUE_NAMES), show_default=True, help=QUEUES_HELP)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="worker processes",
+)
+@click.option("-l", "--loglevel", default="info", show_default=True)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(queues: str, concurrency: int, loglevel: str, celery_args: tuple[str, ...]) -> None:
+    """Run a worker (prefork pool); extra arguments go to ``celery worker``."""
+    _check_queues(queues)
+    from .celery_app import app
+
+    app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", loglevel, *celery_args])
+
+
+@main.command()
+@click.argument("queue", type=click.Choice(QUEUE_NAMES))
+@click.argument("job_name")
+@click.argument("data", default="{}")
+@click.option("--delay", type=int, help="milliseconds before the job may run")
+@click.option("--priority", type=int, help="1 is the highest; none runs first")
+@click.option("--attempts", type=int, help="tries in all (default 3)")
+@click.option("--job-id", help="a job id given twice is enqueued once")
+def enqueue(
+    queue: str,
+    job_name: str,
+    data: str,
+    delay: int | None,
+    priority: int | None,
+    attempts: int | None,
+    job_id: str | None,
+) -> None:
+    """Enqueue JOB_NAME on QUEUE with DATA (a JSON object) and print its id."""
+    from .errors import JobOptionsError
+    from .job_queue import JobQueue
+
+    try:
+        payload = json.loads(data)
+        job = JobQueue(queue).add(
+            job_name, payload, delay=delay, priority=priority, attempts=attempts, job_id=job_id
+        )
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="DATA") from None
+    except JobOptionsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(job)
+
+
+@main.command("counts")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def counts(as_json: bool) -> None:
+    """Jobs per state in each queue."""
+    from .job_queue import JobQueue
+
+    table = {name: JobQueue(name).get_job_counts() for name in QUEUE_NAMES}
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+        return
+    states = ("waiting", "delayed", "active", "completed", "failed")
+    click.echo(f"{'queue':<14}" + "".join(f"{s:>11}" for s in states))
+    for name, row in table.items():
+        click.echo(f"{name:<14}" + "".join(f"{row[s]:>11}" for s in states))
+
+
+@main.command("run-local")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="processes per queue worker",
+)
+def run_local(concurrency: int) -> None:
+    """Run the platform on this machine: Redis (started if needed) and a worker per queue."""
+    from .local_stack import LocalStack
+
+    stack = LocalStack(concurrency=concurrency)
+    signal.signal(signal.SIGTERM, lambda *_: stack.request_stop())
+    try:
+        stack.start()
+        stack.wait()
+    except KeyboardInterrupt:
+        click.echo("\nstopping...")
+    finally:
+        stack.stop()
+
+
+def _check_queues(queues: str) -> None:
+    unknown = [q for q in queues.split(",") if q not in QUEUE_NAMES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown queues {unknown}; the queues are {', '.join(QUEUE_NAMES)}",
+            param_hint="--queues",
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
