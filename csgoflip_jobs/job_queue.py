@@ -22,6 +22,7 @@ from . import keys
 from .broker_transport import JOB_HEADER, collect_enqueues
 from .errors import JobOptionsError
 from .job_options import JobOptions, encode_data, parse_options
+from .job_task import JobTask
 from .redis_connection import broker_client
 from .settings import QUEUE_NAMES, get_settings
 
@@ -137,10 +138,7 @@ class JobQueue:
 
     def _send(self, jobs: list[tuple[Any, Any, JobOptions]]) -> list[str]:
         max_bytes = get_settings().job_max_bytes
-        checked = [
-            (self._check_name(name), encode_data(data, max_bytes), opts)
-            for name, data, opts in jobs
-        ]
+        checked = [self._check(name, data, opts, max_bytes) for name, data, opts in jobs]
         ids: list[str] = []
         with collect_enqueues() as pending, self._app.producer_or_acquire() as producer:
             for name, data, opts in checked:
@@ -158,13 +156,22 @@ class JobQueue:
         pending.run(self.client)
         return ids
 
-    def _check_name(self, job_name: object) -> str:
+    def _check(
+        self, job_name: object, data: object, opts: JobOptions, max_bytes: int
+    ) -> tuple[str, dict[str, Any], JobOptions]:
         if not isinstance(job_name, str) or not job_name:
             raise JobOptionsError(f"job name must be a non-empty string, not {job_name!r}")
         self._app.loader.import_default_modules()
         if job_name not in self._app.tasks:
             raise JobOptionsError(f"no task is registered as {job_name!r}")
-        return job_name
+        checked = encode_data(data, max_bytes)
+        task = self._app.tasks[job_name]
+        if isinstance(task, JobTask):
+            try:
+                task.check_data((), checked)
+            except TypeError as exc:
+                raise JobOptionsError(f"bad data for {job_name!r}: {exc}") from None
+        return job_name, checked, opts
 
     def get_job(self, job_id: str) -> Job | None:
         """The job with this id, in whatever state, or None when unknown or removed."""

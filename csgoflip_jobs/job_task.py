@@ -8,6 +8,7 @@ durable, and the job keeps its id across tries, as in BullMQ.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -55,9 +56,18 @@ class JobTry:
 class JobTask(Task):  # type: ignore[misc]
     """Celery task with BullMQ semantics; set as the app's ``task_cls``."""
 
+    def check_data(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise TypeError when the task cannot be called with this data."""
+        inspect.signature(self.run).bind(*args, **kwargs)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.request.called_directly:
             return self.run(*args, **kwargs)
+        try:
+            self.check_data(args, kwargs)
+        except TypeError as exc:
+            # Data of the wrong shape can never succeed on a later try.
+            raise UnrecoverableError(f"bad job data for {self.name}: {exc}") from None
         job = JobTry.from_request(self.request)
         if not self._mark_started(job):
             log.warning(

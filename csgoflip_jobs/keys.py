@@ -64,6 +64,28 @@ def failed_key(queue: str) -> str:
     return queue_key(queue, "failed")
 
 
+# --- notifications ---------------------------------------------------------------
+NOTIFICATIONS_KEEP = 50
+"""Newest notifications kept per user, for clients that reconnect."""
+
+BROADCAST_CHANNEL = "notifications:broadcast"
+"""Pub/sub channel of site-wide events."""
+
+
+def user_channel(user_id: int) -> str:
+    """Pub/sub channel of one user's live events."""
+    return f"notifications:user:{user_id}"
+
+
+def user_recent_key(user_id: int) -> str:
+    """List of a user's newest notifications (JSON), newest first."""
+    return f"notifications:user:{user_id}:recent"
+
+
+BROADCAST_RECENT_KEY = "notifications:broadcast:recent"
+"""List of the newest site-wide notifications (JSON), newest first."""
+
+
 # --- kombu's own keys (Redis transport defaults) ---------------------------------
 KOMBU_PRIORITY_SEP = "\x06\x16"
 KOMBU_UNACKED_KEY = "unacked"

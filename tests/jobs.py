@@ -55,8 +55,9 @@ def unrecoverable(self: Any, **data: Any) -> None:
 
 
 @app.task(name="test-sleep", bind=True)
-def sleep(self: Any, seconds: float = 1.0, **data: Any) -> str:
+def sleep(self: Any, seconds: float = 1.0) -> str:
     """Record the start, sleep, then record the end."""
+    data: dict[str, Any] = {}
     _record(self, data=data, phase="start")
     time.sleep(seconds)
     _record(self, data=data, phase="end")

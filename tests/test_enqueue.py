@@ -119,6 +119,7 @@ def test_job_records_show_data_options_and_state(redis_client: redis.Redis) -> N
         (lambda q: q.add("test-record", ["not", "a", "dict"]), "JSON object"),
         (lambda q: q.add("test-record", {"when": object()}), "not JSON-serialisable"),
         (lambda q: q.add("no-such-task", {}), "no task is registered"),
+        (lambda q: q.add("test-sleep", {"seconds": 1, "extra": 2}), "bad data for 'test-sleep'"),
         (lambda q: q.add("test-record", {"blob": "x" * 1_100_000}), "JOB_MAX_BYTES"),
         (lambda q: q.add_bulk([{"name": "test-record", "opts": {"delay": -5}}]), "job 0:"),
         (lambda q: q.add_bulk([{"name": "test-record", "opts": {"dealy": 5}}]), "unknown"),

@@ -94,3 +94,20 @@ def test_unrecoverable_error_fails_at_once(
     wait_until(lambda: queue.get_job_counts()["delayed"] == 0, 2)
     assert len(tries_of(runs, job_id)) == 1
     assert redis_client.zcard("csgoflip:queue:payment:delayed") == 0
+
+
+def test_data_of_the_wrong_shape_fails_once_as_unrecoverable(
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """A message that skipped JobQueue's checks (another producer) still cannot retry."""
+    from csgoflip_jobs import app
+
+    workers()
+    queue = JobQueue("email")
+    job_id = app.send_task("test-sleep", kwargs={"seconds": 0, "nope": 1}, queue="email").id
+    job = wait_for_state(queue, job_id, "failed", 10)
+    assert job.failed_reason is not None
+    assert job.failed_reason.startswith("UnrecoverableError: bad job data for test-sleep")
+    assert job.attempts_made == 1
+    assert runs() == []
