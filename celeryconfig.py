@@ -19,7 +19,7 @@ Why each non-default value is what it is:
 
 from __future__ import annotations
 
-from kombu import Exchange, Queue
+from kombu import Queue
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.redis_connection import broker_transport_options as _transport_options
@@ -53,9 +53,7 @@ task_serializer = "json"
 result_serializer = "json"
 event_serializer = "json"
 
-# Publishing to the nameless exchange routes by queue name without reading the
-# exchange's binding table on every send: one round trip per enqueue.
-task_queues = [Queue(name, Exchange(""), routing_key=name) for name in QUEUE_NAMES]
+task_queues = [Queue(name, routing_key=name) for name in QUEUE_NAMES]
 task_routes = {
     "process-withdrawal": {"queue": "payment"},
     "process-deposit": {"queue": "payment"},
