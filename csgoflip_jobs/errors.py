@@ -21,3 +21,11 @@ class JobOptionsError(CsgoflipJobsError, ValueError):
 
 class UnsafeBrokerError(CsgoflipJobsError):
     """The broker Redis would evict queued jobs or locks under memory pressure."""
+
+
+class LockError(CsgoflipJobsError):
+    """A Redlock lock could not be acquired, extended or released on a quorum of masters."""
+
+
+class LockLostError(LockError):
+    """A lock held by ``using`` could not be extended; the routine no longer holds it."""

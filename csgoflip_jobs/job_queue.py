@@ -23,7 +23,7 @@ from .broker_transport import JOB_HEADER, collect_enqueues
 from .errors import JobOptionsError
 from .job_options import JobOptions, encode_data, parse_options
 from .job_task import JobTask
-from .redis_connection import broker_client
+from .redis_connection import as_text, broker_client
 from .settings import QUEUE_NAMES, get_settings
 
 _OPTION_NAMES = frozenset(
@@ -52,7 +52,7 @@ class Job:
     @classmethod
     def from_record(cls, job_id: str, record: Mapping[Any, Any]) -> Job:
         """Build from the job's Redis hash (bytes or str, as the client returns)."""
-        text = {_text(k): _text(v) for k, v in record.items()}
+        text = {as_text(k): as_text(v) for k, v in record.items()}
         return cls(
             id=job_id,
             name=text.get("name", ""),
@@ -187,7 +187,7 @@ class JobQueue:
         return self._finished(keys.failed_key(self.name), start, end)
 
     def _finished(self, key: str, start: int, end: int) -> list[Job]:
-        ids = [_text(i) for i in self.client.zrevrange(key, start, end)]
+        ids = [as_text(i) for i in self.client.zrevrange(key, start, end)]
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(keys.job_key(job_id))
@@ -213,10 +213,6 @@ class JobQueue:
             "completed": completed,
             "failed": failed,
         }
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _int_or_none(value: str | None) -> int | None:

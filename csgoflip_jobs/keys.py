@@ -86,6 +86,71 @@ BROADCAST_RECENT_KEY = "notifications:broadcast:recent"
 """List of the newest site-wide notifications (JSON), newest first."""
 
 
+# --- sessions ------------------------------------------------------------------------
+SESSION_TTL_S = 7 * 24 * 3600
+"""A session lives 7 days after its last validation."""
+
+SESSION_ID_BYTES = 32
+"""Random bytes in a session id (256 bits, from ``secrets``)."""
+
+
+def session_key(session_id: str) -> str:
+    """String holding one session's JSON (userId, createdAt, expiresAt, metadata, lastActivity)."""
+    return f"session:{session_id}"
+
+
+def user_sessions_key(user_id: int | str) -> str:
+    """Set of a user's session ids."""
+    return f"user:{user_id}:sessions"
+
+
+# --- cache ---------------------------------------------------------------------------
+CACHE_PREFIX = "cache:"
+CACHE_DEFAULT_TTL_S = 300
+CACHE_FILL_LOCK_TTL_MS = 10_000
+"""Longest one caller may hold the right to fill a cold key before others take over."""
+CACHE_FILL_POLL_S = 0.01
+"""How often callers waiting for another process's fill look for the value."""
+SCAN_BATCH = 500
+"""Keys per SCAN step and per UNLINK when invalidating a pattern."""
+
+
+def cache_key(key: str) -> str:
+    """Where a cached value lives."""
+    return f"{CACHE_PREFIX}{key}"
+
+
+def cache_fill_lock_key(key: str) -> str:
+    """Held by the one caller computing a cold key's value."""
+    return f"{PREFIX}:cache-fill:{key}"
+
+
+# --- locks -----------------------------------------------------------------------------
+def lock_key(resource: str) -> str:
+    """The Redlock key of a resource (the resource name itself, as node-redlock does)."""
+    return resource
+
+
+REDLOCK_DRIFT_FACTOR = 0.01
+REDLOCK_RETRY_COUNT = 10
+REDLOCK_RETRY_DELAY_MS = 200
+REDLOCK_RETRY_JITTER_MS = 200
+REDLOCK_AUTOMATIC_EXTENSION_THRESHOLD_MS = 500
+REDLOCK_MASTER_TIMEOUT_S = 0.5
+"""A lock master that does not answer within this counts as failed for that attempt."""
+
+
+def fence_key(resource: str) -> str:
+    """Counter behind a resource's fencing tokens."""
+    return f"{PREFIX}:fence:{resource}"
+
+
+# --- rate limits ------------------------------------------------------------------------
+def rate_limit_key(key: str) -> str:
+    """Counter of one fixed window."""
+    return f"ratelimit:{key}"
+
+
 # --- kombu's own keys (Redis transport defaults) ---------------------------------
 KOMBU_PRIORITY_SEP = "\x06\x16"
 KOMBU_UNACKED_KEY = "unacked"

@@ -34,6 +34,11 @@ class LinearCappedBackoff(AbstractBackoff):
         return min(failures * self._step_ms, self._cap_ms) / 1000
 
 
+def as_text(value: object) -> str:
+    """A Redis reply as str, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def keepalive_options(settings: Settings) -> dict[int, int]:
     """TCP keep-alive timings (idle, interval) for the platforms that support them."""
     options: dict[int, int] = {}

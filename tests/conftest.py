@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tests.redis_servers import RedisServer, answers, start_redis
+from tests.round_trips import round_trips  # noqa: F401 - a fixture for every test module
 from tests.workers import WorkerProcess, start_worker
 
 _private_server: RedisServer | None = None

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
-from redis.connection import Connection
 
 from csgoflip_jobs import JobOptionsError, JobQueue
 from tests.polling import wait_for_state
 from tests.workers import WorkerProcess
-
-
-@pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Count the writes to Redis sockets made by this process (one per round trip)."""
-    sent = [0]
-    original: Callable[..., None] = Connection.send_packed_command
-
-    def counting(self: Connection, command: Any, check_health: bool = True) -> None:
-        sent[0] += 1
-        original(self, command, check_health)
-
-    monkeypatch.setattr(Connection, "send_packed_command", counting)
-    yield sent
 
 
 def test_the_same_job_id_enqueues_once(

@@ -1,0 +1,87 @@
+"""``RateLimitService``: fixed-window counters, checked in one atomic round trip.
+
+The original did INCR then EXPIRE: a crash between the two left a counter with
+no TTL and limited the user forever. Here one script increments and sets the
+TTL together, and also repairs a counter found without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from redis.commands.core import Script
+
+from . import keys
+from .argument_checks import require_key, require_positive
+from .redis_connection import broker_client
+
+_ENCODING_ONLY = redis.Redis()
+
+# KEYS: counter. ARGV: window seconds. Returns {count after this hit, seconds to reset}.
+_HIT = Script(
+    _ENCODING_ONLY,
+    """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+""",
+)
+
+
+@dataclass(frozen=True)
+class RateLimitResult:
+    """Outcome of one check: whether it is over the limit, and when the window resets."""
+
+    limited: bool
+    count: int
+    remaining: int
+    reset_after_s: int
+    """Seconds until the window resets (for a Retry-After header)."""
+
+
+class RateLimitService:
+    """``ratelimit:<key>`` counters per fixed window."""
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> redis.Redis:
+        """The queue Redis (rate limits must never be evicted)."""
+        return self._client or broker_client()
+
+    def check(self, key: str, limit: int, window_seconds: int) -> RateLimitResult:
+        """Count one attempt and say whether it is over ``limit`` in this window."""
+        require_key("key", key)
+        require_positive("limit", limit)
+        require_positive("window_seconds", window_seconds)
+        count, ttl = _HIT(
+            keys=[keys.rate_limit_key(key)], args=[window_seconds], client=self.client
+        )
+        return RateLimitResult(
+            limited=count > limit,
+            count=int(count),
+            remaining=max(0, limit - int(count)),
+            reset_after_s=int(ttl),
+        )
+
+    def is_rate_limited(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Count one attempt; True when it is over ``limit`` (the original's API)."""
+        return self.check(key, limit, window_seconds).limited
+
+    def get_remaining_attempts(self, key: str, limit: int) -> int:
+        """Attempts left in the current window, without counting one."""
+        require_key("key", key)
+        require_positive("limit", limit)
+        used = self.client.get(keys.rate_limit_key(key))
+        return max(0, limit - int(used or 0))
+
+    def get_reset_seconds(self, key: str) -> int:
+        """Seconds until the window resets; 0 when no window is open."""
+        ttl = int(self.client.ttl(keys.rate_limit_key(require_key("key", key))))
+        return max(0, ttl)

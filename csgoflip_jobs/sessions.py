@@ -1,0 +1,253 @@
+"""``SessionService``: 7-day sessions in Redis, validated in one round trip.
+
+``session:<id>`` holds the original JSON document (userId, createdAt,
+expiresAt, metadata, lastActivity; times in Unix milliseconds) and
+``user:<id>:sessions`` the user's session ids. Fixes over the original: ids
+carry 256 random bits; validate refreshes the TTL and lastActivity in one
+atomic script; ids of expired sessions are pruned from the user's set; corrupt
+data counts as an invalid session instead of raising.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from . import keys
+from .argument_checks import require_key
+from .redis_connection import as_text, broker_client
+
+_ENCODING_ONLY = redis.Redis()
+
+# KEYS: session key. ARGV: ttl seconds, user set key prefix and suffix.
+# Returns the refreshed JSON, or nil when the session is missing or its data is
+# corrupt (which is then deleted). The user's set never expires before any of
+# its sessions: its TTL is raised (never lowered) to the session's.
+_VALIDATE = Script(
+    _ENCODING_ONLY,
+    """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return nil end
+local ok, session = pcall(cjson.decode, raw)
+if not ok or type(session) ~= 'table' or session.userId == nil then
+  redis.call('DEL', KEYS[1])
+  return nil
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expires = now + tonumber(ARGV[1]) * 1000
+-- Rewrite only the trailing times, so the rest of the document stays byte for
+-- byte (cjson would turn an empty list in the metadata into an object).
+local tail = string.format('"expiresAt": %d, "lastActivity": %d}', expires, now)
+local updated, n = string.gsub(raw, '"expiresAt": ?%d+, ?"lastActivity": ?%d+}$', tail)
+if n == 0 then
+  session.expiresAt = expires
+  session.lastActivity = now
+  updated = cjson.encode(session)
+end
+redis.call('SET', KEYS[1], updated, 'EX', ARGV[1])
+local user_set = ARGV[2] .. tostring(session.userId) .. ARGV[3]
+if redis.call('TTL', user_set) < tonumber(ARGV[1]) then
+  redis.call('EXPIRE', user_set, ARGV[1])
+end
+return updated
+""",
+)
+
+# KEYS: session key, user set key. ARGV: session json, ttl seconds, session id, key prefix.
+# Stores the session, adds its id to the user's set, prunes ids whose session expired.
+_CREATE = Script(
+    _ENCODING_ONLY,
+    """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[4] .. id) == 0 then
+    redis.call('SREM', KEYS[2], id)
+  end
+end
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+""",
+)
+
+# KEYS: session key. ARGV: session id, user set key prefix and suffix.
+# Deletes the session and removes its id from its user's set.
+_INVALIDATE = Script(
+    _ENCODING_ONLY,
+    """
+local raw = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+if raw then
+  local ok, session = pcall(cjson.decode, raw)
+  if ok and type(session) == 'table' and session.userId ~= nil then
+    redis.call('SREM', ARGV[2] .. tostring(session.userId) .. ARGV[3], ARGV[1])
+  end
+end
+return raw and 1 or 0
+""",
+)
+
+# KEYS: user set key. ARGV: session key prefix. Deletes every session of the user.
+_INVALIDATE_ALL = Script(
+    _ENCODING_ONLY,
+    """
+local ids = redis.call('SMEMBERS', KEYS[1])
+for _, id in ipairs(ids) do
+  redis.call('DEL', ARGV[1] .. id)
+end
+redis.call('DEL', KEYS[1])
+return #ids
+""",
+)
+
+# KEYS: user set key. ARGV: session key prefix.
+# Removes ids whose session expired; returns {removed, live id, live id, ...}.
+_PRUNE = Script(
+    _ENCODING_ONLY,
+    """
+local result = {0}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    redis.call('SREM', KEYS[1], id)
+    result[1] = result[1] + 1
+  else
+    table.insert(result, id)
+  end
+end
+return result
+""",
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A valid session; times are Unix milliseconds."""
+
+    id: str
+    user_id: int | str
+    created_at: int
+    expires_at: int
+    last_activity: int
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, session_id: str, raw: str | bytes) -> Session:
+        """Build from the stored document."""
+        data = json.loads(raw)
+        return cls(
+            id=session_id,
+            user_id=data["userId"],
+            created_at=int(data["createdAt"]),
+            expires_at=int(data["expiresAt"]),
+            last_activity=int(data["lastActivity"]),
+            metadata=data.get("metadata") or {},
+        )
+
+
+class SessionService:
+    """Creates, validates and invalidates sessions."""
+
+    def __init__(self, client: redis.Redis | None = None, ttl_s: int = keys.SESSION_TTL_S) -> None:
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be > 0, not {ttl_s}")
+        self._client = client
+        self.ttl_s = ttl_s
+
+    @property
+    def client(self) -> redis.Redis:
+        """The queue Redis (sessions must never be evicted)."""
+        return self._client or broker_client()
+
+    def create(self, user_id: int | str, metadata: dict[str, Any] | None = None) -> Session:
+        """Start a session for ``user_id``; the id has 256 random bits."""
+        user = _user_id(user_id)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValueError(f"metadata must be a dict, not {metadata!r}")
+        session_id = secrets.token_urlsafe(keys.SESSION_ID_BYTES)
+        seconds, micros = self.client.time()  # server time, as validate uses
+        now = seconds * 1000 + micros // 1000
+        # expiresAt and lastActivity come last: validate rewrites just that tail.
+        document = {
+            "userId": user,
+            "createdAt": now,
+            "metadata": metadata or {},
+            "expiresAt": now + self.ttl_s * 1000,
+            "lastActivity": now,
+        }
+        raw = json.dumps(document)
+        _CREATE(
+            keys=[keys.session_key(session_id), keys.user_sessions_key(user)],
+            args=[raw, self.ttl_s, session_id, keys.session_key("")],
+            client=self.client,
+        )
+        return Session.from_json(session_id, raw)
+
+    def validate(self, session_id: str) -> Session | None:
+        """The session with its TTL and lastActivity refreshed, or None when invalid."""
+        if not isinstance(session_id, str) or not session_id:
+            return None
+        prefix, suffix = _user_set_affixes()
+        raw = _VALIDATE(
+            keys=[keys.session_key(session_id)],
+            args=[self.ttl_s, prefix, suffix],
+            client=self.client,
+        )
+        return None if raw is None else Session.from_json(session_id, raw)
+
+    def invalidate(self, session_id: str) -> bool:
+        """End one session; False when it did not exist."""
+        require_key("session_id", session_id)
+        prefix, suffix = _user_set_affixes()
+        return bool(
+            _INVALIDATE(
+                keys=[keys.session_key(session_id)],
+                args=[session_id, prefix, suffix],
+                client=self.client,
+            )
+        )
+
+    def invalidate_all_user_sessions(self, user_id: int | str) -> int:
+        """End every session of a user at once; returns how many ids were in the set."""
+        return int(
+            _INVALIDATE_ALL(
+                keys=[keys.user_sessions_key(_user_id(user_id))],
+                args=[keys.session_key("")],
+                client=self.client,
+            )
+        )
+
+    def get_user_sessions(self, user_id: int | str) -> set[str]:
+        """Ids of the user's live sessions (expired ones are pruned on the way)."""
+        return self._prune(user_id)[1]
+
+    def prune_user_sessions(self, user_id: int | str) -> int:
+        """Remove ids of expired sessions from the user's set; returns how many."""
+        return self._prune(user_id)[0]
+
+    def _prune(self, user_id: int | str) -> tuple[int, set[str]]:
+        removed, *live = _PRUNE(
+            keys=[keys.user_sessions_key(_user_id(user_id))],
+            args=[keys.session_key("")],
+            client=self.client,
+        )
+        return int(removed), {as_text(m) for m in live}
+
+
+def _user_set_affixes() -> tuple[str, str]:
+    """``user:`` and ``:sessions``: the user-set key around an id, for the scripts."""
+    prefix, suffix = keys.user_sessions_key("\0").split("\0")
+    return prefix, suffix
+
+
+def _user_id(user_id: object) -> int | str:
+    if isinstance(user_id, bool) or not isinstance(user_id, int | str) or user_id in ("", 0):
+        raise ValueError(f"user_id must be a non-empty id, not {user_id!r}")
+    return user_id
