@@ -29,7 +29,7 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 
-from . import job_scripts, keys
+from . import keys, lua_scripts
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class PendingEnqueues:
 
     def run(self, client: redis.Redis) -> list[bool]:
         """Send every collected call in one round trip; True per job actually enqueued."""
-        replies = job_scripts.run_pipeline(client, self.calls)
+        replies = lua_scripts.run_pipeline(client, self.calls)
         return [bool(replies[i]) for i in self.enqueue_positions]
 
 
@@ -111,7 +111,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             pending.calls.append(call)
             return
         with self.conn_or_acquire() as client:
-            if not job_scripts.run_pipeline(client, [call])[0]:
+            if not lua_scripts.run_pipeline(client, [call])[0]:
                 log.info("job %s already exists; not enqueued again", headers["id"])
 
     def _put_fanout(
@@ -145,7 +145,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         ]
 
         def call(pipe: Any) -> None:
-            job_scripts.queue_script(pipe, job_scripts.enqueue, keys_, args)
+            lua_scripts.queue_script(pipe, lua_scripts.ENQUEUE, keys_, args)
 
         return call
 

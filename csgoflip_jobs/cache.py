@@ -18,39 +18,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
-from redis.commands.core import Script
 
-from . import keys
+from . import keys, lua_scripts
 from .argument_checks import require_callable, require_key, require_positive
 from .redis_connection import make_client
 from .settings import get_settings
 
 T = TypeVar("T")
 
-_ENCODING_ONLY = redis.Redis()
-
-# KEYS: value key, fill lock key. ARGV: JSON value, ttl seconds, lock token.
-_STORE_AND_RELEASE = Script(
-    _ENCODING_ONLY,
-    """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[3] then
-  redis.call('DEL', KEYS[2])
-end
-return 1
-""",
-)
-
-# KEYS: fill lock key. ARGV: lock token. Deletes the lock only when we still hold it.
-_RELEASE = Script(
-    _ENCODING_ONLY,
-    """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-""",
-)
 
 _MISS = object()
 
@@ -128,9 +103,9 @@ class CacheService:
         try:
             value = factory()
         except BaseException:
-            _RELEASE(keys=[lock_key], args=[token], client=self.client)
+            lua_scripts.COMPARE_AND_DELETE(keys=[lock_key], args=[token], client=self.client)
             raise
-        _STORE_AND_RELEASE(
+        lua_scripts.CACHE_STORE_AND_RELEASE(
             keys=[keys.cache_key(key), lock_key],
             args=[json.dumps(value), ttl_s, token],
             client=self.client,

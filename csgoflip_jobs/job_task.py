@@ -16,7 +16,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore, Reject, Retry
 
-from . import job_scripts, keys
+from . import keys, lua_scripts
 from .broker_transport import JOB_HEADER
 from .errors import UnrecoverableError
 from .job_options import Backoff
@@ -88,7 +88,7 @@ class JobTask(Task):  # type: ignore[misc]
             raise Retry(exc=exc, when=delay_ms / 1000) from exc
 
     def _mark_started(self, job: JobTry) -> bool:
-        started = job_scripts.start(
+        started = lua_scripts.START(
             keys=[keys.job_key(job.job_id), keys.active_key(job.queue)],
             args=[job.job_id, job.attempt, self.name, job.queue],
             client=broker_client(),

@@ -10,27 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-from redis.commands.core import Script
 
-from . import keys
+from . import keys, lua_scripts
 from .argument_checks import require_key, require_positive
 from .redis_connection import broker_client
-
-_ENCODING_ONLY = redis.Redis()
-
-# KEYS: counter. ARGV: window seconds. Returns {count after this hit, seconds to reset}.
-_HIT = Script(
-    _ENCODING_ONLY,
-    """
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('TTL', KEYS[1])
-if ttl < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {count, ttl}
-""",
-)
 
 
 @dataclass(frozen=True)
@@ -57,22 +40,27 @@ class RateLimitService:
 
     def check(self, key: str, limit: int, window_seconds: int) -> RateLimitResult:
         """Count one attempt and say whether it is over ``limit`` in this window."""
+        count, ttl = self._hit(key, limit, window_seconds)
+        return RateLimitResult(
+            limited=count > limit,
+            count=count,
+            remaining=max(0, limit - count),
+            reset_after_s=ttl,
+        )
+
+    def _hit(self, key: str, limit: int, window_seconds: int) -> tuple[int, int]:
         require_key("key", key)
         require_positive("limit", limit)
         require_positive("window_seconds", window_seconds)
-        count, ttl = _HIT(
+        count, ttl = lua_scripts.RATE_LIMIT_HIT(
             keys=[keys.rate_limit_key(key)], args=[window_seconds], client=self.client
         )
-        return RateLimitResult(
-            limited=count > limit,
-            count=int(count),
-            remaining=max(0, limit - int(count)),
-            reset_after_s=int(ttl),
-        )
+        return int(count), int(ttl)
 
     def is_rate_limited(self, key: str, limit: int, window_seconds: int) -> bool:
         """Count one attempt; True when it is over ``limit`` (the original's API)."""
-        return self.check(key, limit, window_seconds).limited
+        count, _ttl = self._hit(key, limit, window_seconds)
+        return count > limit
 
     def get_remaining_attempts(self, key: str, limit: int) -> int:
         """Attempts left in the current window, without counting one."""

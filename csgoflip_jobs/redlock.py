@@ -17,10 +17,10 @@ valid; any later quorum overlaps that one, so later tokens are higher.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -31,7 +31,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from . import keys
+from . import keys, lua_scripts
 from .argument_checks import require_callable, require_key, require_positive
 from .errors import LockError, LockLostError
 from .redis_connection import make_client
@@ -39,72 +39,6 @@ from .settings import get_settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_ENCODING_ONLY = redis.Redis()
-
-# KEYS: n resource keys, then their n fence keys. ARGV: lock value, duration ms.
-# Sets every resource or none; returns the new fencing token per resource, or nil.
-_ACQUIRE = Script(
-    _ENCODING_ONLY,
-    """
-local n = #KEYS / 2
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return nil end
-end
-local t = redis.call('TIME')
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tokens = {}
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
-  local token = math.max(tonumber(redis.call('GET', KEYS[n + i]) or '0') + 1, now_us)
-  redis.call('SET', KEYS[n + i], string.format('%d', token))
-  tokens[i] = token
-end
-return tokens
-""",
-)
-
-# KEYS: fence keys. ARGV: a token per key. Raises each counter to at least its token.
-_RAISE_FENCES = Script(
-    _ENCODING_ONLY,
-    """
-for i = 1, #KEYS do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') < tonumber(ARGV[i]) then
-    redis.call('SET', KEYS[i], ARGV[i])
-  end
-end
-return #KEYS
-""",
-)
-
-# KEYS: resource keys. ARGV: lock value, duration ms. Extends all, only if all are ours.
-_EXTEND = Script(
-    _ENCODING_ONLY,
-    """
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
-end
-for i = 1, #KEYS do
-  redis.call('PEXPIRE', KEYS[i], ARGV[2])
-end
-return 1
-""",
-)
-
-# KEYS: resource keys. ARGV: lock value. Deletes the ones that are ours.
-_RELEASE = Script(
-    _ENCODING_ONLY,
-    """
-local released = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('DEL', KEYS[i])
-    released = released + 1
-  end
-end
-return released
-""",
-)
 
 
 @dataclass(frozen=True)
@@ -185,7 +119,7 @@ class RedlockService:
         """Lock every resource for ``duration_ms``; retry, then raise LockError."""
         names = _resources(resources)
         require_positive("duration_ms", duration_ms)
-        value = uuid.uuid4().hex
+        value = os.urandom(16).hex()
         failures: list[str] = []
         for attempt in range(1, self.retry_count + 2):
             lock = self._try_acquire(names, value, duration_ms, attempt, failures)
@@ -205,7 +139,9 @@ class RedlockService:
         agreed = sum(
             1
             for client in self.clients
-            if self._call(client, _EXTEND, list(lock.resources), [lock.value, duration_ms])
+            if self._call(
+                client, lua_scripts.LOCK_EXTEND, list(lock.resources), [lock.value, duration_ms]
+            )
         )
         validity_s = self._validity_s(duration_ms, start)
         if agreed < self.quorum or validity_s <= 0:
@@ -219,7 +155,12 @@ class RedlockService:
         """Release a lock we hold; returns on how many masters it was still ours."""
         released = 0
         for client in self.clients:
-            released += int(self._call(client, _RELEASE, list(lock.resources), [lock.value]) or 0)
+            released += int(
+                self._call(
+                    client, lua_scripts.COMPARE_AND_DELETE, list(lock.resources), [lock.value]
+                )
+                or 0
+            )
         return released
 
     def using(
@@ -271,7 +212,7 @@ class RedlockService:
         script_keys = [keys.lock_key(n) for n in names] + [keys.fence_key(n) for n in names]
         won: list[tuple[redis.Redis, list[int]]] = []
         for client in self.clients:
-            tokens = self._call(client, _ACQUIRE, script_keys, [value, duration_ms])
+            tokens = self._call(client, lua_scripts.LOCK_ACQUIRE, script_keys, [value, duration_ms])
             if tokens:
                 won.append((client, [int(t) for t in tokens]))
         fencing = (
@@ -285,7 +226,7 @@ class RedlockService:
                 for client, _t in won
                 if self._call(
                     client,
-                    _RAISE_FENCES,
+                    lua_scripts.LOCK_RAISE_FENCES,
                     [keys.fence_key(n) for n in names],
                     [fencing[n] for n in names],
                 )
@@ -298,7 +239,7 @@ class RedlockService:
             return Lock(names, value, time.monotonic() + validity_s, fencing, attempt)
         failures.append(f"{len(won)} of {len(self.clients)} masters locked")
         for client, _tokens in won:
-            self._call(client, _RELEASE, list(names), [value])
+            self._call(client, lua_scripts.COMPARE_AND_DELETE, list(names), [value])
         return None
 
     def _validity_s(self, duration_ms: int, start: float) -> float:

@@ -18,7 +18,7 @@ from celery import states
 from celery.backends.redis import RedisBackend
 from kombu.utils.encoding import bytes_to_str
 
-from . import job_scripts, keys
+from . import keys, lua_scripts
 from .broker_transport import JOB_HEADER
 from .redis_connection import broker_client
 
@@ -84,7 +84,7 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
         return result
 
     def _run_finish(self, script_keys: list[str], args: list[Any]) -> None:
-        job_scripts.finish(keys=script_keys, args=args, client=self.client)
+        lua_scripts.FINISH(keys=script_keys, args=args, client=self.client)
 
     def _job_context(self, task_id: str, request: Any) -> tuple[str, int]:
         header = getattr(request, JOB_HEADER, None) or {}

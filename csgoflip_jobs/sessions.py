@@ -16,115 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.commands.core import Script
 
-from . import keys
+from . import keys, lua_scripts
 from .argument_checks import require_key
 from .redis_connection import as_text, broker_client
-
-_ENCODING_ONLY = redis.Redis()
-
-# KEYS: session key. ARGV: ttl seconds, user set key prefix and suffix.
-# Returns the refreshed JSON, or nil when the session is missing or its data is
-# corrupt (which is then deleted). The user's set never expires before any of
-# its sessions: its TTL is raised (never lowered) to the session's.
-_VALIDATE = Script(
-    _ENCODING_ONLY,
-    """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return nil end
-local ok, session = pcall(cjson.decode, raw)
-if not ok or type(session) ~= 'table' or session.userId == nil then
-  redis.call('DEL', KEYS[1])
-  return nil
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expires = now + tonumber(ARGV[1]) * 1000
--- Rewrite only the trailing times, so the rest of the document stays byte for
--- byte (cjson would turn an empty list in the metadata into an object).
-local tail = string.format('"expiresAt": %d, "lastActivity": %d}', expires, now)
-local updated, n = string.gsub(raw, '"expiresAt": ?%d+, ?"lastActivity": ?%d+}$', tail)
-if n == 0 then
-  session.expiresAt = expires
-  session.lastActivity = now
-  updated = cjson.encode(session)
-end
-redis.call('SET', KEYS[1], updated, 'EX', ARGV[1])
-local user_set = ARGV[2] .. tostring(session.userId) .. ARGV[3]
-if redis.call('TTL', user_set) < tonumber(ARGV[1]) then
-  redis.call('EXPIRE', user_set, ARGV[1])
-end
-return updated
-""",
-)
-
-# KEYS: session key, user set key. ARGV: session json, ttl seconds, session id, key prefix.
-# Stores the session, adds its id to the user's set, prunes ids whose session expired.
-_CREATE = Script(
-    _ENCODING_ONLY,
-    """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('EXISTS', ARGV[4] .. id) == 0 then
-    redis.call('SREM', KEYS[2], id)
-  end
-end
-if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-end
-return 1
-""",
-)
-
-# KEYS: session key. ARGV: session id, user set key prefix and suffix.
-# Deletes the session and removes its id from its user's set.
-_INVALIDATE = Script(
-    _ENCODING_ONLY,
-    """
-local raw = redis.call('GET', KEYS[1])
-redis.call('DEL', KEYS[1])
-if raw then
-  local ok, session = pcall(cjson.decode, raw)
-  if ok and type(session) == 'table' and session.userId ~= nil then
-    redis.call('SREM', ARGV[2] .. tostring(session.userId) .. ARGV[3], ARGV[1])
-  end
-end
-return raw and 1 or 0
-""",
-)
-
-# KEYS: user set key. ARGV: session key prefix. Deletes every session of the user.
-_INVALIDATE_ALL = Script(
-    _ENCODING_ONLY,
-    """
-local ids = redis.call('SMEMBERS', KEYS[1])
-for _, id in ipairs(ids) do
-  redis.call('DEL', ARGV[1] .. id)
-end
-redis.call('DEL', KEYS[1])
-return #ids
-""",
-)
-
-# KEYS: user set key. ARGV: session key prefix.
-# Removes ids whose session expired; returns {removed, live id, live id, ...}.
-_PRUNE = Script(
-    _ENCODING_ONLY,
-    """
-local result = {0}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. id) == 0 then
-    redis.call('SREM', KEYS[1], id)
-    result[1] = result[1] + 1
-  else
-    table.insert(result, id)
-  end
-end
-return result
-""",
-)
 
 
 @dataclass(frozen=True)
@@ -183,7 +78,7 @@ class SessionService:
             "lastActivity": now,
         }
         raw = json.dumps(document)
-        _CREATE(
+        lua_scripts.SESSION_CREATE(
             keys=[keys.session_key(session_id), keys.user_sessions_key(user)],
             args=[raw, self.ttl_s, session_id, keys.session_key("")],
             client=self.client,
@@ -195,7 +90,7 @@ class SessionService:
         if not isinstance(session_id, str) or not session_id:
             return None
         prefix, suffix = _user_set_affixes()
-        raw = _VALIDATE(
+        raw = lua_scripts.SESSION_VALIDATE(
             keys=[keys.session_key(session_id)],
             args=[self.ttl_s, prefix, suffix],
             client=self.client,
@@ -207,7 +102,7 @@ class SessionService:
         require_key("session_id", session_id)
         prefix, suffix = _user_set_affixes()
         return bool(
-            _INVALIDATE(
+            lua_scripts.SESSION_INVALIDATE(
                 keys=[keys.session_key(session_id)],
                 args=[session_id, prefix, suffix],
                 client=self.client,
@@ -217,7 +112,7 @@ class SessionService:
     def invalidate_all_user_sessions(self, user_id: int | str) -> int:
         """End every session of a user at once; returns how many ids were in the set."""
         return int(
-            _INVALIDATE_ALL(
+            lua_scripts.SESSION_INVALIDATE_ALL(
                 keys=[keys.user_sessions_key(_user_id(user_id))],
                 args=[keys.session_key("")],
                 client=self.client,
@@ -233,7 +128,7 @@ class SessionService:
         return self._prune(user_id)[0]
 
     def _prune(self, user_id: int | str) -> tuple[int, set[str]]:
-        removed, *live = _PRUNE(
+        removed, *live = lua_scripts.SESSION_PRUNE(
             keys=[keys.user_sessions_key(_user_id(user_id))],
             args=[keys.session_key("")],
             client=self.client,

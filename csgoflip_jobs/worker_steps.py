@@ -21,7 +21,7 @@ from typing import Any
 import redis
 from celery import bootsteps
 
-from . import job_scripts, keys
+from . import keys, lua_scripts
 from .errors import UnsafeBrokerError
 from .redis_connection import make_client
 from .settings import Settings, get_settings
@@ -70,7 +70,7 @@ class JobKeeperThread(threading.Thread):
         wait_s = keys.SCHEDULER_MAX_SLEEP_S
         for queue in self._queues:
             while True:
-                moved, next_in_ms = job_scripts.promote(
+                moved, next_in_ms = lua_scripts.PROMOTE(
                     keys=[keys.delayed_key(queue), keys.wake_key(queue)],
                     args=[keys.JOB_KEY_PREFIX, keys.SCHEDULER_BATCH],
                     client=self._client,

@@ -1,0 +1,128 @@
+"""Cost of each Redis helper next to one raw redis-py GET, on the same connection.
+
+    REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python -m benchmarks.helpers_bench
+
+Every operation runs in the same process, on the same single connection. Each
+round times a block of GETs and, right after it, a block of the operation; the
+ratio of the two is taken per round (so slow drifts of a noisy machine cancel)
+and the median over rounds is reported. Prints a table and, last, one line of
+JSON. Uses keys under ``bench:`` and removes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import redis
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "21"))
+OPS_PER_ROUND = int(os.environ.get("BENCH_OPS", "500"))
+
+TARGETS = {  # ratio to one GET round trip, from issue 3
+    "rate limit check": 1.2,
+    "session validate": 1.2,
+    "cache hit": 1.2,
+    "lock acquire + release": 2.5,
+}
+
+
+def main() -> None:
+    url = os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
+    from csgoflip_jobs import CacheService, RateLimitService, RedlockService, SessionService
+
+    # One connection for everything: the comparison is about the helpers, not pooling.
+    client = redis.Redis.from_url(url, max_connections=1)
+    client.set("bench:plain", "x" * 64)
+    sessions = SessionService(client)
+    session_id = sessions.create("bench-user", {"ip": "127.0.0.1"}).id
+    cache = CacheService(client)
+    cache.set("bench:hit", {"price": 1050, "name": "AK-47 | Redline"}, ttl=600)
+    limiter = RateLimitService(client)
+    redlock = RedlockService([client])
+
+    def lock_cycle() -> None:
+        redlock.release(redlock.acquire("bench:lock", 5000))
+
+    operations: dict[str, Callable[[], object]] = {
+        "redis-py GET": lambda: client.get("bench:plain"),
+        "rate limit check": lambda: limiter.is_rate_limited("bench:limit", 10**9, 3600),
+        "session validate": lambda: sessions.validate(session_id),
+        "cache hit": lambda: cache.cached("bench:hit", 600, _never_called),
+        "lock acquire + release": lock_cycle,
+    }
+    for operation in operations.values():  # load scripts, warm the connection
+        for _ in range(200):
+            operation()
+    get = operations["redis-py GET"]
+    seconds: dict[str, list[float]] = {name: [] for name in operations}
+    ratios: dict[str, list[float]] = {name: [] for name in operations}
+    for _ in range(ROUNDS):
+        for name, operation in operations.items():
+            base = _time_per_op(get)
+            spent = _time_per_op(operation)
+            seconds[name].append(spent)
+            ratios[name].append(spent / base)
+    _report(
+        {name: statistics.median(values) for name, values in seconds.items()},
+        {name: statistics.median(values) for name, values in ratios.items()},
+    )
+    _cleanup(client)
+
+
+def _never_called() -> object:
+    raise AssertionError("the benchmark's cache key should always hit")
+
+
+def _time_per_op(operation: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    for _ in range(OPS_PER_ROUND):
+        operation()
+    return (time.perf_counter() - start) / OPS_PER_ROUND
+
+
+def _report(medians: dict[str, float], ratios: dict[str, float]) -> None:
+    print(f"{'operation':<26}{'us/op':>9}{'x GET':>8}{'target':>9}  verdict")
+    results = {}
+    for name, seconds in medians.items():
+        ratio = ratios[name]
+        target = TARGETS.get(name)
+        verdict = "" if target is None else ("meets" if ratio <= target else "MISSES")
+        shown = "" if target is None else f"{target:.1f}x"
+        print(f"{name:<26}{seconds * 1e6:>9.1f}{ratio:>8.2f}{shown:>9}  {verdict}")
+        results[name] = {
+            "us_per_op": round(seconds * 1e6, 2),
+            "ratio_to_get": round(ratio, 3),
+            "target": target,
+        }
+    print(
+        json.dumps(
+            {
+                "benchmark": "helpers",
+                "rounds": ROUNDS,
+                "ops_per_round": OPS_PER_ROUND,
+                "results": results,
+            }
+        )
+    )
+
+
+def _cleanup(client: redis.Redis) -> None:
+    for pattern in (
+        "bench:*",
+        "session:*",
+        "user:bench-user:*",
+        "ratelimit:bench:*",
+        "cache:bench:*",
+        "csgoflip:fence:bench:*",
+    ):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.unlink(*keys)
+
+
+if __name__ == "__main__":
+    main()
