@@ -13,4 +13,4 @@ test:
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests
+	.venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests benchmarks

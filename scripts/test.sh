@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests
+.venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests benchmarks
 exec .venv/bin/python -m pytest "$@"
