@@ -87,6 +87,57 @@ def counts(as_json: bool) -> None:
         click.echo(f"{name:<14}" + "".join(f"{row[s]:>11}" for s in states))
 
 
+@main.command()
+def migrate() -> None:
+    """Bring the payments database (DATABASE_URL) to the newest schema."""
+    from .database import migrate as run_migrations
+
+    run_migrations()
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+def reconcile(as_json: bool) -> None:
+    """Check balances against the ledger and payouts against completed withdrawals.
+
+    Exits with status 1 when anything needs an operator's attention.
+    """
+    from .payments import PaymentService
+
+    report = PaymentService().reconcile()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "users": report.users,
+                    "completed_withdrawals": report.completed_withdrawals,
+                    "payouts": report.payouts,
+                    "problems": report.problems,
+                    "uncertain_withdrawals": report.uncertain_withdrawals,
+                },
+                indent=2,
+            )
+        )
+    else:
+        payouts = "not checked (http gateway)" if report.payouts is None else report.payouts
+        click.echo(
+            f"users: {report.users}  completed withdrawals: "
+            f"{report.completed_withdrawals}  payouts: {payouts}"
+        )
+        for problem in report.problems:
+            click.echo(f"PROBLEM: {problem}")
+        for withdrawal_id in report.uncertain_withdrawals:
+            click.echo(
+                f"REVIEW: withdrawal {withdrawal_id} is uncertain (the gateway timed out "
+                "on its last try; check with the provider before refunding)"
+            )
+        click.echo("reconcile: ok" if report.ok else "reconcile: needs attention")
+    if not report.ok:
+        sys.exit(1)
+
+
 @main.command("run-local")
 @click.option(
     "-c",

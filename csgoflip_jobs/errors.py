@@ -29,3 +29,27 @@ class LockError(CsgoflipJobsError):
 
 class LockLostError(LockError):
     """A lock held by ``using`` could not be extended; the routine no longer holds it."""
+
+
+class PaymentError(CsgoflipJobsError, ValueError):
+    """A payment request is invalid: unknown or malformed id, bad amount, too little balance."""
+
+
+class InsufficientFundsError(PaymentError):
+    """The balance does not cover the amount."""
+
+
+class StaleLockError(CsgoflipJobsError):
+    """A write carried a fencing token older than one the store has seen: the lock had expired."""
+
+
+class PayoutError(CsgoflipJobsError):
+    """The payout gateway did not pay."""
+
+
+class TransientPayoutError(PayoutError):
+    """The gateway may succeed later (5xx, timeout, connection error); retry."""
+
+
+class PermanentPayoutError(PayoutError):
+    """The gateway refused the payout for good (4xx); do not retry."""

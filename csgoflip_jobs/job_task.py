@@ -56,6 +56,12 @@ class JobTry:
 class JobTask(Task):  # type: ignore[misc]
     """Celery task with BullMQ semantics; set as the app's ``task_cls``."""
 
+    @property
+    def is_final_try(self) -> bool:
+        """True while running the job's last allowed try."""
+        job = JobTry.from_request(self.request)
+        return job.attempt >= job.attempts
+
     def check_data(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise TypeError when the task cannot be called with this data."""
         inspect.signature(self.run).bind(*args, **kwargs)

@@ -145,6 +145,38 @@ def fence_key(resource: str) -> str:
     return f"{PREFIX}:fence:{resource}"
 
 
+# --- payments ------------------------------------------------------------------------
+BALANCE_LOCK_MS = 5000
+"""Lock on a user's balance; extended automatically while held."""
+
+WITHDRAWAL_LOCK_MS = 5000
+"""Lock on one withdrawal while it is paid; a dead holder's lock frees after this."""
+
+WITHDRAWAL_DELAY_MS = 5000
+WITHDRAWAL_PRIORITY = 1
+"""As the original scheduled withdrawals: 5 s delay, the highest priority."""
+
+
+def balance_lock(user_id: int) -> str:
+    """Lock held around every change of a user's balance."""
+    return f"user:{user_id}:balance"
+
+
+def withdrawal_lock(withdrawal_id: int) -> str:
+    """Lock held while one withdrawal is paid or failed."""
+    return f"withdrawal:{withdrawal_id}:process"
+
+
+def withdrawal_job_id(withdrawal_id: int) -> str:
+    """Job id and payout idempotency key of a withdrawal: one of each per withdrawal."""
+    return f"withdrawal:{withdrawal_id}"
+
+
+def deposit_job_id(deposit_id: int) -> str:
+    """Job id of a deposit's confirmation."""
+    return f"deposit:{deposit_id}"
+
+
 # --- rate limits ------------------------------------------------------------------------
 def rate_limit_key(key: str) -> str:
     """Counter of one fixed window."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 import redis
 
+from .database import migrate
 from .settings import QUEUE_NAMES, get_settings
 
 STATE_DIR = Path("var")
@@ -37,6 +38,7 @@ class LocalStack:
     def start(self) -> None:
         """Start Redis if needed, then a worker for each queue."""
         url = self._ensure_redis()
+        migrate()
         env = {**os.environ, "REDIS_URL": url}
         for queue in QUEUE_NAMES:
             self._workers[queue] = subprocess.Popen(

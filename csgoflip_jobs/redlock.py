@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any, TypeVar
 
 import redis
@@ -270,6 +271,12 @@ def lock_master_client(url: str) -> redis.Redis:
         socket_timeout=keys.REDLOCK_MASTER_TIMEOUT_S,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+@cache
+def default_redlock() -> RedlockService:
+    """The process-wide RedlockService over REDLOCK_URLS (its clients are thread-safe)."""
+    return RedlockService()
 
 
 def _default_clients() -> list[redis.Redis]:

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///csgoflip_jobs.sqlite3"
 
+    payout_gateway: Literal["sandbox", "http"] = "sandbox"
+    payout_url: str | None = None
+    """Where the ``http`` gateway POSTs payouts."""
+    payout_timeout_s: float = Field(10.0, gt=0)
+
     job_max_bytes: int = Field(1024 * 1024, gt=0)
     """Largest JSON-encoded job data accepted by ``JobQueue.add``, in bytes."""
 

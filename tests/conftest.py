@@ -82,3 +82,14 @@ def runs(redis_client: redis.Redis) -> Callable[[], list[dict[str, Any]]]:
         return [json.loads(item) for item in redis_client.lrange(RUNS_KEY, 0, -1)]
 
     return read
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty payments database; every payment test runs on both kinds."""
+    from csgoflip_jobs.database import migrate
+    from tests.databases import postgres_url, sqlite_url
+
+    url = sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url()
+    migrate(url)
+    return url

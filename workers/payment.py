@@ -1,1 +1,34 @@
-"""Tasks of the `payment` queue."""
+"""Tasks of the ``payment`` queue: thin wrappers over PaymentService.
+
+Bad job data (a malformed or unknown id) and refused payouts fail the job at
+once; gateway outages are retried (3 tries, 1 s and 2 s apart) and, on the
+last try, fail the withdrawal and return the funds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csgoflip_jobs import UnrecoverableError, app
+from csgoflip_jobs.errors import PaymentError, PermanentPayoutError
+from csgoflip_jobs.payments import default_payment_service
+
+
+@app.task(name="process-withdrawal", bind=True)
+def process_withdrawal(self: Any, withdrawal_id: int) -> str:
+    """Pay a withdrawal once."""
+    try:
+        return default_payment_service().process_withdrawal(
+            withdrawal_id, final_try=self.is_final_try
+        )
+    except (PaymentError, PermanentPayoutError) as exc:
+        raise UnrecoverableError(str(exc)) from exc
+
+
+@app.task(name="process-deposit")
+def process_deposit(deposit_id: int) -> bool:
+    """Credit a deposit once; False when it had been credited already."""
+    try:
+        return default_payment_service().confirm_deposit(deposit_id)
+    except PaymentError as exc:
+        raise UnrecoverableError(str(exc)) from exc
