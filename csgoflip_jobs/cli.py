@@ -88,6 +88,23 @@ def counts(as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("-l", "--loglevel", default="info", show_default=True)
+def gateway(host: str, port: int, loglevel: str) -> None:
+    """Serve the WebSocket gateway (live notifications; demo page at /demo)."""
+    import uvicorn
+
+    uvicorn.run(
+        "csgoflip_jobs.websocket_gateway:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=loglevel,
+    )
+
+
+@main.command()
 def migrate() -> None:
     """Bring the payments database (DATABASE_URL) to the newest schema."""
     from .database import migrate as run_migrations

@@ -72,6 +72,16 @@ def make_client(url: str, settings: Settings | None = None, **overrides: Any) ->
     return client
 
 
+def make_bounded_client(url: str, connections: int, **overrides: Any) -> redis.Redis:
+    """A client whose pool never opens more than ``connections``: callers wait for a free one."""
+    kwargs = connection_kwargs(get_settings())
+    kwargs.update(overrides)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=connections, timeout=kwargs["socket_timeout"], **kwargs
+    )
+    return redis.Redis(connection_pool=pool)
+
+
 @cache
 def broker_client() -> redis.Redis:
     """The process-wide client of the queue Redis (thread-safe, pooled)."""

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     email_from: str = "CSGOFlip <no-reply@csgoflip.local>"
 
+    email_rate_limit: str = "10/s"
+    """Emails per second (``N/s``) or minute (``N/m``) across all workers."""
+
+    gateway_client_queue_size: int = Field(100, ge=1)
+    """Messages buffered per WebSocket client; beyond this the oldest are dropped."""
+
     flower_user: str | None = None
     flower_password: str | None = None
 
@@ -73,6 +79,17 @@ class Settings(BaseSettings):
             if url.strip():
                 _check_redis_url(url.strip())
         return value
+
+    @field_validator("email_rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @property
+    def email_rate(self) -> tuple[int, int]:
+        """EMAIL_RATE_LIMIT as (emails, window in ms)."""
+        return parse_rate(self.email_rate_limit)
 
     @property
     def is_production(self) -> bool:
@@ -99,6 +116,15 @@ class Settings(BaseSettings):
         if not self.redlock_urls:
             return [self.broker_url]
         return [url.strip() for url in self.redlock_urls.split(",") if url.strip()]
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """``"10/s"`` -> (10, 1000); ``"600/m"`` -> (600, 60000)."""
+    count, _, unit = value.strip().partition("/")
+    windows = {"s": 1000, "m": 60_000}
+    if not count.isdigit() or int(count) < 1 or unit not in windows:
+        raise ValueError("must look like 10/s or 600/m")
+    return int(count), windows[unit]
 
 
 def _check_redis_url(value: str) -> None:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Make sure the services the tests use answer on this machine, installing them
-# from Debian's packages when missing (needs root or sudo):
-#   Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 with a `test`
-#   database and trust authentication for 127.0.0.1 (a test machine only).
+# Make sure what the tests use is on this machine, installing it from Debian's
+# packages when missing (needs root or sudo):
+#   Redis on 127.0.0.1:6379; PostgreSQL on 127.0.0.1:5432 with a `test`
+#   database and trust authentication for 127.0.0.1 (a test machine only);
+#   Chromium for the page tests.
 set -euo pipefail
 
 sudo=""
@@ -57,3 +58,4 @@ ensure_postgres() {
 
 ensure_redis
 ensure_postgres
+command -v chromium >/dev/null 2>&1 || apt_install chromium
