@@ -135,7 +135,13 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             ["attempt", str(options.get("attempt", 1))] if is_retry else job_fields(message, queue)
         )
         list_key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
-        keys_ = [keys.job_key(job_id), list_key, keys.delayed_key(queue), keys.wake_key(queue)]
+        keys_ = [
+            keys.job_key(job_id),
+            list_key,
+            keys.delayed_key(queue),
+            keys.wake_key(queue),
+            keys.active_key(queue),
+        ]
         args = [
             kombu_redis.dumps(message),
             int(options.get("delay") or 0),

@@ -53,3 +53,15 @@ class TransientPayoutError(PayoutError):
 
 class PermanentPayoutError(PayoutError):
     """The gateway refused the payout for good (4xx); do not retry."""
+
+
+class EmailError(CsgoflipJobsError):
+    """An email could not be sent."""
+
+
+class TransientEmailError(EmailError):
+    """The mail server may accept it later (4xx, connection trouble); retry."""
+
+
+class PermanentEmailError(EmailError, ValueError):
+    """It can never be sent: a malformed address, an unknown template, or a 5xx answer."""

@@ -101,8 +101,29 @@ class JobTask(Task):  # type: ignore[misc]
         )
         return bool(started)
 
+    def defer(self, delay_ms: int) -> None:
+        """Put this job back for ``delay_ms`` without using up a try (e.g. over a rate limit).
+
+        Raises Ignore: the current delivery ends without a result; the job runs
+        again from Redis's delayed set, as the same try.
+        """
+        job = JobTry.from_request(self.request)
+        self._republish(job, job.attempt, delay_ms, self.request.args, self.request.kwargs)
+        log.info("job %s try %d deferred by %d ms", job.job_id, job.attempt, delay_ms)
+        raise Ignore()
+
     def _schedule_next_try(self, job: JobTry, delay_ms: int, args: Any, kwargs: Any) -> None:
-        header = {**job.header, "attempt": job.attempt + 1, "delay": delay_ms, "retry": True}
+        self._republish(job, job.attempt + 1, delay_ms, args, kwargs)
+        log.info(
+            "job %s try %d/%d failed; next try in %d ms",
+            job.job_id,
+            job.attempt,
+            job.attempts,
+            delay_ms,
+        )
+
+    def _republish(self, job: JobTry, attempt: int, delay_ms: int, args: Any, kwargs: Any) -> None:
+        header = {**job.header, "attempt": attempt, "delay": delay_ms, "retry": True}
         self.app.send_task(
             self.name,
             args=args,
@@ -111,11 +132,4 @@ class JobTask(Task):  # type: ignore[misc]
             queue=job.queue,
             priority=job.priority,
             headers={JOB_HEADER: header},
-        )
-        log.info(
-            "job %s try %d/%d failed; next try in %d ms",
-            job.job_id,
-            job.attempt,
-            job.attempts,
-            delay_ms,
         )

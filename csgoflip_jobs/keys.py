@@ -177,6 +177,15 @@ def deposit_job_id(deposit_id: int) -> str:
     return f"deposit:{deposit_id}"
 
 
+# --- email -----------------------------------------------------------------------------
+EMAIL_RATE_KEY = "email:global"
+"""The sliding-window log shared by every email worker (under ``ratelimit:``)."""
+
+EMAIL_RATE_MARGIN_MS = 50
+"""Added to the email window, so the send after a full window lands past it at the server
+even when one SMTP conversation took longer than another."""
+
+
 # --- rate limits ------------------------------------------------------------------------
 def rate_limit_key(key: str) -> str:
     """Counter of one fixed window."""

@@ -7,6 +7,7 @@ TTL together, and also repairs a counter found without one.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import redis
@@ -61,6 +62,20 @@ class RateLimitService:
         """Count one attempt; True when it is over ``limit`` (the original's API)."""
         count, _ttl = self._hit(key, limit, window_seconds)
         return count > limit
+
+    def take_slot(self, key: str, limit: int, window_ms: int) -> int:
+        """Sliding window: take one of ``limit`` slots per ``window_ms``; return 0 when
+        taken, else the ms to wait before one frees. No burst at window edges: there
+        are never more than ``limit`` slots in any ``window_ms``."""
+        require_key("key", key)
+        require_positive("limit", limit)
+        require_positive("window_ms", window_ms)
+        wait_ms = lua_scripts.RATE_LIMIT_SLOT(
+            keys=[keys.rate_limit_key(key)],
+            args=[limit, window_ms, os.urandom(8).hex()],
+            client=self.client,
+        )
+        return int(wait_ms)
 
     def get_remaining_attempts(self, key: str, limit: int) -> int:
         """Attempts left in the current window, without counting one."""

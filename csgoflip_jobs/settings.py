@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     email_from: str = "CSGOFlip <no-reply@csgoflip.local>"
+    smtp_timeout_s: float = Field(10.0, gt=0)
 
     email_rate_limit: str = "10/s"
     """Emails per second (``N/s``) or minute (``N/m``) across all workers."""

@@ -1,1 +1,35 @@
-"""Tasks of the `email` queue."""
+"""Tasks of the ``email`` queue.
+
+A global rate limit (EMAIL_RATE_LIMIT, e.g. 10/s) holds across every email
+worker: a job over it is put back until a slot frees, without using a try.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from csgoflip_jobs import RateLimitService, UnrecoverableError, app, keys
+from csgoflip_jobs.email_sender import EmailService
+from csgoflip_jobs.errors import PermanentEmailError
+from csgoflip_jobs.settings import get_settings
+
+
+@cache
+def _email_service() -> EmailService:
+    return EmailService()
+
+
+@app.task(name="send-email", bind=True)
+def send_email(self: Any, to: str, template: str, context: dict[str, Any] | None = None) -> str:
+    """Send ``template`` rendered with ``context`` to ``to``; returns the Message-ID."""
+    limit, window_ms = get_settings().email_rate
+    wait_ms = RateLimitService().take_slot(
+        keys.EMAIL_RATE_KEY, limit, window_ms + keys.EMAIL_RATE_MARGIN_MS
+    )
+    if wait_ms:
+        self.defer(wait_ms)
+    try:
+        return _email_service().send(to, template, context or {})
+    except PermanentEmailError as exc:
+        raise UnrecoverableError(str(exc)) from exc

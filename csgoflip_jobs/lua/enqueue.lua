@@ -1,7 +1,7 @@
--- KEYS: job hash, target list, delayed zset, wake list
+-- KEYS: job hash, target list, delayed zset, wake list, active set
 -- ARGV: payload, delay ms, is_retry (1/0), job id, then field/value pairs for the job hash
 -- Returns 1 when queued, 0 when a job with this id already exists (dedupe).
-local job, list, delayed, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local job, list, delayed, wake, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local payload, delay, retry, id = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 if not retry and redis.call('EXISTS', job) == 1 then
   return 0
@@ -10,6 +10,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if not retry then
   redis.call('HSET', job, 'timestamp', now)
+else
+  -- A later try (or a deferred one) of a job a worker is giving back.
+  redis.call('SREM', active, id)
 end
 if #ARGV >= 5 then
   redis.call('HSET', job, unpack(ARGV, 5))
