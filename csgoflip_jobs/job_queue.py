@@ -18,7 +18,7 @@ import redis
 from celery import Celery
 from kombu.utils.uuid import uuid
 
-from . import keys
+from . import keys, lua_scripts
 from .broker_transport import JOB_HEADER, collect_enqueues
 from .errors import JobOptionsError
 from .job_options import JobOptions, encode_data, parse_options
@@ -177,6 +177,21 @@ class JobQueue:
         """The job with this id, in whatever state, or None when unknown or removed."""
         record = self.client.hgetall(keys.job_key(job_id))
         return Job.from_record(job_id, record) if record else None
+
+    def remove(self, job_id: str) -> bool:
+        """Remove a finished (completed or failed) job and its result, so its id can be
+        used again; False when the job is unknown, queued or running."""
+        removed = lua_scripts.REMOVE_FINISHED(
+            keys=[
+                keys.job_key(job_id),
+                keys.completed_key(self.name),
+                keys.failed_key(self.name),
+                f"{keys.CELERY_RESULT_KEY_PREFIX}{job_id}",
+            ],
+            args=[job_id],
+            client=self.client,
+        )
+        return bool(removed)
 
     def get_completed(self, start: int = 0, end: int = -1) -> list[Job]:
         """Retained completed jobs, newest first (ranks ``start``..``end`` inclusive)."""

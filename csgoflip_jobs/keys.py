@@ -157,6 +157,13 @@ WITHDRAWAL_PRIORITY = 1
 """As the original scheduled withdrawals: 5 s delay, the highest priority."""
 
 
+STUCK_WITHDRAWAL_AFTER_S = 300
+"""A withdrawal still pending this long after its request is enqueued again."""
+
+STUCK_WITHDRAWAL_SWEEP_S = 60
+"""How often beat runs the stuck-withdrawal sweep."""
+
+
 def balance_lock(user_id: int) -> str:
     """Lock held around every change of a user's balance."""
     return f"user:{user_id}:balance"

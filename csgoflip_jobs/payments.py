@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
@@ -189,6 +189,44 @@ class PaymentService:
             priority=keys.WITHDRAWAL_PRIORITY,
             job_id=keys.withdrawal_job_id(withdrawal_id),
         )
+
+    def requeue_stuck_withdrawals(
+        self, older_than_s: int = keys.STUCK_WITHDRAWAL_AFTER_S
+    ) -> list[int]:
+        """Enqueue again every withdrawal still pending ``older_than_s`` after its request.
+
+        The database, not the queue, is the record of what is owed: a job can be
+        lost (an enqueue that failed after the commit, or a message a killed
+        worker had popped but not yet recorded). Running a withdrawal twice is
+        safe (lock, idempotency key, fenced writes), so this drives each one
+        again through one sweep job per withdrawal (``withdrawal:<id>:sweep``),
+        which is left alone while it is queued or running. Returns the ids enqueued.
+        """
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        with self._sessions() as session:
+            stuck = session.execute(
+                select(Withdrawal.id)
+                .where(Withdrawal.status == "pending", Withdrawal.created_at <= cutoff)
+                .order_by(Withdrawal.id)
+            ).scalars()
+            stuck_ids = list(stuck)
+        requeued = [w for w in stuck_ids if self._drive_again(w)]
+        if requeued:
+            log.warning("re-enqueued %d stuck withdrawals: %s", len(requeued), requeued[:20])
+        return requeued
+
+    def _drive_again(self, withdrawal_id: int) -> bool:
+        job_id = f"{keys.withdrawal_job_id(withdrawal_id)}:sweep"
+        self.queue.remove(job_id)  # an earlier sweep's job, if it finished
+        if self.queue.get_job(job_id) is not None:
+            return False  # still queued or running
+        self.queue.add(
+            "process-withdrawal",
+            {"withdrawal_id": withdrawal_id},
+            priority=keys.WITHDRAWAL_PRIORITY,
+            job_id=job_id,
+        )
+        return True
 
     def get_withdrawal(self, withdrawal_id: int) -> Withdrawal:
         """The withdrawal row (detached)."""

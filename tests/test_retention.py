@@ -94,3 +94,20 @@ def test_remove_on_fail_count(workers: Callable[..., WorkerProcess]) -> None:
     ids = [queue.add("test-unrecoverable", {}, remove_on_fail=2) for _ in range(4)]
     wait_for_state(queue, ids[-1], "failed", 10)
     assert [job.id for job in queue.get_failed()] == ids[:-3:-1]
+
+
+def test_remove_deletes_only_finished_jobs(
+    workers: Callable[..., WorkerProcess], redis_client: redis.Redis
+) -> None:
+    queue = JobQueue("notification")
+    waiting = queue.add("test-record", {"n": 1}, delay=60_000)
+    assert queue.remove(waiting) is False and queue.get_job(waiting) is not None
+    assert queue.remove("no-such-job") is False
+    workers(concurrency=1)
+    done = queue.add("test-record", {"n": 2}, job_id="again")
+    wait_for_state(queue, done, "completed", 10)
+    assert queue.remove(done) is True
+    assert queue.get_job(done) is None and queue.get_completed() == []
+    assert not redis_client.exists(CELERY_RESULT_KEY_PREFIX + done)
+    assert queue.add("test-record", {"n": 3}, job_id="again") == "again"  # the id is free again
+    wait_for_state(queue, "again", "completed", 10)

@@ -2,15 +2,16 @@
 
 Bad job data (a malformed or unknown id) and refused payouts fail the job at
 once; gateway outages are retried (3 tries, 1 s and 2 s apart) and, on the
-last try, fail the withdrawal and return the funds.
+last try, fail the withdrawal and return the funds. A withdrawal whose lock
+another worker holds waits, without using a try, until that lock can expire.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from csgoflip_jobs import UnrecoverableError, app
-from csgoflip_jobs.errors import PaymentError, PermanentPayoutError
+from csgoflip_jobs import UnrecoverableError, app, keys
+from csgoflip_jobs.errors import LockError, PaymentError, PermanentPayoutError
 from csgoflip_jobs.payments import default_payment_service
 
 
@@ -23,12 +24,25 @@ def process_withdrawal(self: Any, withdrawal_id: int) -> str:
         )
     except (PaymentError, PermanentPayoutError) as exc:
         raise UnrecoverableError(str(exc)) from exc
+    except LockError:
+        # Someone else is paying it (or died doing so): look again once that lock can expire.
+        self.defer(keys.WITHDRAWAL_LOCK_MS)
+        raise
 
 
-@app.task(name="process-deposit")
-def process_deposit(deposit_id: int) -> bool:
+@app.task(name="process-deposit", bind=True)
+def process_deposit(self: Any, deposit_id: int) -> bool:
     """Credit a deposit once; False when it had been credited already."""
     try:
         return default_payment_service().confirm_deposit(deposit_id)
     except PaymentError as exc:
         raise UnrecoverableError(str(exc)) from exc
+    except LockError:
+        self.defer(keys.BALANCE_LOCK_MS)
+        raise
+
+
+@app.task(name="requeue-stuck-withdrawals")
+def requeue_stuck_withdrawals(older_than_s: int = keys.STUCK_WITHDRAWAL_AFTER_S) -> list[int]:
+    """Enqueue again the withdrawals still pending too long (run by beat)."""
+    return default_payment_service().requeue_stuck_withdrawals(older_than_s)

@@ -1,0 +1,263 @@
+"""Throughput, enqueue speed, latency, worker memory and Redis memory, in one run.
+
+    .venv/bin/python -m benchmarks.throughput_bench            # N=10000
+    N=2000 MEMORY_JOBS=20000 .venv/bin/python -m benchmarks.throughput_bench
+
+Starts a private redis-server (noeviction, no persistence) on a free port, so
+nothing else on the machine is touched, and real worker processes. Prints a
+table, then one line of JSON.
+
+* throughput: N no-op jobs through the platform's real path (JobQueue, job
+  records, results with retention, late acks, events) and through bare Celery
+  with the same guarantees, same pool and worker count; jobs/s from the moment
+  the workers start until the last job is done.
+* enqueue: single ``add`` against ``add_bulk`` (batches of 1000).
+* latency: enqueue to task start on an idle worker, p50 and p99.
+* memory: peak RSS of a worker; Redis used memory after 1,000 and after
+  MEMORY_JOBS completed jobs (retention keeps it flat).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+N = int(os.environ.get("N", "10000"))
+MEMORY_JOBS = int(os.environ.get("MEMORY_JOBS", "100000"))
+CONCURRENCY = int(os.environ.get("CONCURRENCY", "2"))
+POOL = os.environ.get("POOL", "prefork")
+LATENCY_SAMPLES = 200
+
+
+def main() -> None:
+    from tests.redis_servers import start_redis
+
+    server = start_redis("--maxmemory-policy", "noeviction")
+    os.environ["REDIS_URL"] = server.url
+    client = redis.Redis.from_url(server.url)
+    results: dict[str, Any] = {"n": N, "concurrency": CONCURRENCY, "pool": POOL}
+    try:
+        results["bare_celery_jobs_per_s"] = bare_celery_throughput(client)
+        platform_rate, worker_rss_kb = platform_throughput(client)
+        results["platform_jobs_per_s"] = platform_rate
+        results["worker_peak_rss_mb"] = round(worker_rss_kb / 1024, 1)
+        results["ratio_platform_to_bare"] = round(
+            platform_rate / results["bare_celery_jobs_per_s"], 3
+        )
+        results.update(enqueue_rates(client))
+        results.update(latency(client))
+        results.update(redis_memory(client))
+    finally:
+        server.stop()
+    report(results)
+
+
+def start_worker(app: str, queue: str, include: str | None = None) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        app,
+        "worker",
+        "-Q",
+        queue,
+        "-c",
+        str(CONCURRENCY),
+        "-P",
+        POOL,
+        "-l",
+        "warning",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if include:
+        command += ["-I", include]
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(os.environ),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+
+def wait_done(client: redis.Redis, count: int, timeout: float = 600) -> float:
+    """Seconds until ``bench:done`` reaches ``count``."""
+    started = time.perf_counter()
+    while int(client.get("bench:done") or 0) < count:
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"only {client.get('bench:done')!r} of {count} jobs done")
+        time.sleep(0.01)
+    return time.perf_counter() - started
+
+
+def bare_celery_throughput(client: redis.Redis) -> float:
+    from benchmarks.bare_celery import noop
+
+    client.flushdb()
+    for n in range(N):
+        noop.delay(n)
+    worker = start_worker("benchmarks.bare_celery", "bare")
+    try:
+        elapsed = wait_done(client, N)
+    finally:
+        stop(worker)
+    return round(N / elapsed, 1)
+
+
+def platform_throughput(client: redis.Redis) -> tuple[float, int]:
+    from csgoflip_jobs import JobQueue
+
+    client.flushdb()
+    queue = JobQueue("notification", client=client)
+    for start in range(0, N, 1000):
+        queue.add_bulk(
+            [{"name": "bench-noop", "data": {"n": n}} for n in range(start, min(N, start + 1000))]
+        )
+    worker = start_worker("csgoflip_jobs", "notification", "benchmarks.tasks")
+    try:
+        elapsed = wait_done(client, N)
+        rss = peak_rss_kb(worker.pid)
+    finally:
+        stop(worker)
+    return round(N / elapsed, 1), rss
+
+
+def peak_rss_kb(pid: int) -> int:
+    """Largest VmHWM among the worker's main process and its pool children."""
+    pids = [
+        pid,
+        *map(
+            int,
+            subprocess.run(
+                ["pgrep", "-P", str(pid)], capture_output=True, text=True
+            ).stdout.split(),
+        ),
+    ]
+    peaks = []
+    for each in pids:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]))
+    return max(peaks)
+
+
+def enqueue_rates(client: redis.Redis) -> dict[str, float]:
+    from csgoflip_jobs import JobQueue
+
+    client.flushdb()
+    queue = JobQueue("email", client=client)
+    queue.add("bench-noop", {"n": -1})  # declare and load scripts once
+    count = min(N, 5000)
+    started = time.perf_counter()
+    for n in range(count):
+        queue.add("bench-noop", {"n": n})
+    single = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for start in range(0, count, 1000):
+        queue.add_bulk(
+            [{"name": "bench-noop", "data": {"n": n}} for n in range(start, start + 1000)]
+        )
+    bulk = count / (time.perf_counter() - started)
+    return {
+        "enqueue_single_jobs_per_s": round(single, 1),
+        "enqueue_bulk_jobs_per_s": round(bulk, 1),
+        "bulk_to_single": round(bulk / single, 1),
+    }
+
+
+def latency(client: redis.Redis) -> dict[str, float]:
+    from csgoflip_jobs import JobQueue
+
+    client.flushdb()
+    worker = start_worker("csgoflip_jobs", "payment", "benchmarks.tasks")
+    queue = JobQueue("payment", client=client)
+    try:
+        queue.add("bench-latency", {"sent_at": time.time()})
+        while client.llen("bench:starts") < 1:  # the worker is up and idle
+            time.sleep(0.05)
+        client.delete("bench:starts")
+        for _ in range(LATENCY_SAMPLES):
+            queue.add("bench-latency", {"sent_at": time.time()})
+            time.sleep(0.02)  # idle between jobs
+        while client.llen("bench:starts") < LATENCY_SAMPLES:
+            time.sleep(0.05)
+    finally:
+        stop(worker)
+    samples = sorted(float(x) * 1000 for x in client.lrange("bench:starts", 0, -1))
+    return {
+        "latency_p50_ms": round(statistics.median(samples), 2),
+        "latency_p99_ms": round(samples[int(len(samples) * 0.99) - 1], 2),
+    }
+
+
+def redis_memory(client: redis.Redis) -> dict[str, float]:
+    from csgoflip_jobs import JobQueue
+
+    client.flushdb()
+    queue = JobQueue("notification", client=client)
+    worker = start_worker("csgoflip_jobs", "notification", "benchmarks.tasks")
+    try:
+        after_small = run_and_measure(client, queue, 1000, 0)
+        after_large = run_and_measure(client, queue, MEMORY_JOBS, 1000)
+    finally:
+        stop(worker)
+    return {
+        "redis_used_memory_after_1000_bytes": after_small,
+        f"redis_used_memory_after_{MEMORY_JOBS}_bytes": after_large,
+        "redis_memory_growth": round(after_large / after_small, 3),
+    }
+
+
+def run_and_measure(client: redis.Redis, queue: Any, total: int, done_before: int) -> int:
+    for start in range(done_before, total, 1000):
+        queue.add_bulk(
+            [
+                {"name": "bench-noop", "data": {"n": n}}
+                for n in range(start, min(total, start + 1000))
+            ]
+        )
+    wait_done(client, total)
+    time.sleep(0.5)
+    client.execute_command("MEMORY", "PURGE")
+    return int(client.info("memory")["used_memory"])
+
+
+def report(results: dict[str, Any]) -> None:
+    rows = [
+        ("bare Celery, jobs/s", results["bare_celery_jobs_per_s"], "-"),
+        ("platform, jobs/s", results["platform_jobs_per_s"], ">= bare Celery"),
+        ("platform / bare", results["ratio_platform_to_bare"], ">= 1.0"),
+        ("enqueue single add, jobs/s", results["enqueue_single_jobs_per_s"], "-"),
+        ("enqueue add_bulk, jobs/s", results["enqueue_bulk_jobs_per_s"], "-"),
+        ("add_bulk / add", results["bulk_to_single"], ">= 10"),
+        ("latency p50, ms", results["latency_p50_ms"], "< 5"),
+        ("latency p99, ms", results["latency_p99_ms"], "-"),
+        ("worker peak RSS, MB", results["worker_peak_rss_mb"], "-"),
+        (f"Redis memory {MEMORY_JOBS} / 1000 jobs", results["redis_memory_growth"], "<= 1.10"),
+    ]
+    print(f"N={N}, {CONCURRENCY} x {POOL}")
+    for name, value, target in rows:
+        print(f"{name:<36}{value:>12}   target {target}")
+    print(json.dumps({"benchmark": "throughput", **results}))
+
+
+if __name__ == "__main__":
+    main()
