@@ -89,11 +89,14 @@ def broker_client() -> redis.Redis:
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
-    """kombu Redis transport options with the same timeouts as :func:`make_client`."""
-    return {
-        "socket_connect_timeout": settings.redis_connect_timeout_s,
-        "socket_timeout": settings.redis_command_timeout_s,
-        "socket_keepalive": True,
-        "socket_keepalive_options": keepalive_options(settings),
-        "health_check_interval": 25,
-    }
+    """kombu Redis transport options with the same socket settings as :func:`make_client`
+    (kombu reconnects by itself, so redis-py's retry options stay out)."""
+    shared = (
+        "socket_connect_timeout",
+        "socket_timeout",
+        "socket_keepalive",
+        "socket_keepalive_options",
+        "health_check_interval",
+    )
+    kwargs = connection_kwargs(settings)
+    return {name: kwargs[name] for name in shared}
