@@ -28,7 +28,6 @@ from csgoflip_jobs.settings import QUEUE_NAMES, get_settings
 _settings = get_settings()
 
 broker_url = _settings.broker_url
-broker_transport = "csgoflip_jobs.broker_transport:Transport"
 broker_transport_options = {
     **_transport_options(_settings),
     "visibility_timeout": _settings.visibility_timeout_s,

@@ -28,6 +28,8 @@ bare.conf.update(
     task_send_sent_event=True,
     task_default_queue="bare",
     broker_transport_options={"visibility_timeout": 30},
+    # kombu's stock Redis transport, also in a process that imported csgoflip_jobs.
+    broker_transport="kombu.transport.redis:Transport",
 )
 _client = redis.Redis.from_url(URL)
 

@@ -12,6 +12,7 @@ script, which in the same atomic step
   job survives every worker being killed and is delivered exactly once.
 
 Everything else (consuming, acks, visibility-timeout redelivery) is kombu's own.
+:func:`use_for_redis_urls` installs it for ``redis://`` URLs (the Celery app does).
 Messages that are not Celery tasks (control replies) take kombu's path unchanged.
 """
 
@@ -26,6 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+import kombu.transport as kombu_transport
 import redis
 from kombu.transport import redis as kombu_redis
 
@@ -167,3 +169,17 @@ class Transport(kombu_redis.Transport):  # type: ignore[misc]
     """The Redis transport with :class:`Channel`; set as Celery's ``broker_transport``."""
 
     Channel = Channel
+
+
+def use_for_redis_urls() -> None:
+    """Make ``redis://`` and ``rediss://`` broker URLs use this transport in this process.
+
+    Registering under kombu's own scheme names (rather than a new scheme) keeps
+    every tool that reads the broker URL working unchanged: Flower's broker
+    page, ``celery inspect``, the worker banner. Other kombu users in the same
+    process get this channel too; for anything but Celery task messages it is
+    kombu's own.
+    """
+    for scheme in ("redis", "rediss"):
+        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+        kombu_transport._transport_cache.pop(scheme, None)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init
 
+from .broker_transport import use_for_redis_urls
 from .errors import ConfigError, UnsafeBrokerError
 from .redis_connection import broker_client
 from .settings import get_settings
@@ -26,6 +28,33 @@ def _settings_or_exit() -> None:
 
 _settings_or_exit()
 
+
+def flower_auth_arguments() -> list[str]:
+    """Flower's ``--basic-auth`` from FLOWER_USER / FLOWER_PASSWORD; refuse to serve the
+    dashboard unprotected in production (it can revoke tasks and shut workers down)."""
+    settings = get_settings()
+    if settings.flower_user and settings.flower_password:
+        return [f"--basic-auth={settings.flower_user}:{settings.flower_password}"]
+    if settings.is_production:
+        raise SystemExit(
+            "csgoflip-jobs: refusing to start Flower without credentials in "
+            "production: set FLOWER_USER and FLOWER_PASSWORD"
+        )
+    return []
+
+
+def _guard_plain_flower() -> None:
+    # `celery -A csgoflip_jobs flower` reaches Flower without our CLI: check it here.
+    argv = sys.argv[1:]
+    if "flower" in argv and not any(
+        a.startswith(("--basic-auth", "--basic_auth", "--auth")) for a in argv
+    ):
+        flower_auth_arguments()
+
+
+_guard_plain_flower()
+
+use_for_redis_urls()
 app = Celery("csgoflip_jobs", task_cls="csgoflip_jobs.job_task:JobTask")
 app.config_from_object("celeryconfig")
 app.steps["consumer"].add(JobKeeper)

@@ -105,6 +105,19 @@ def gateway(host: str, port: int, loglevel: str) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+def flower(host: str, port: int) -> None:
+    """Serve the Flower dashboard (FLOWER_USER / FLOWER_PASSWORD for basic auth;
+    required with APP_ENV=production). Prometheus metrics are at /metrics."""
+    from .celery_app import app, flower_auth_arguments
+
+    arguments = ["flower", f"--address={host}", f"--port={port}", *flower_auth_arguments()]
+    click.echo(f"Flower: http://{host}:{port}/")
+    app.start(argv=arguments)
+
+
+@main.command()
 def migrate() -> None:
     """Bring the payments database (DATABASE_URL) to the newest schema."""
     from .database import migrate as run_migrations

@@ -1,0 +1,98 @@
+"""Flower shows the workers and the three queues; production refuses it unprotected."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from csgoflip_jobs import JobQueue
+from tests.browser import chromium, screenshot_path
+from tests.redis_servers import free_port
+from tests.workers import WorkerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def flower(tmp_path: Path, redis_client: redis.Redis) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path / "flower.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "csgoflip_jobs.cli", "flower", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+        env=dict(os.environ),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    yield url
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_flower_shows_the_worker_online_and_the_queues_with_depths(
+    flower: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    workers(name="flowerw", concurrency=1)
+    queue = JobQueue("email")
+    for _ in range(4):
+        queue.add("test-sleep", {"seconds": 3})
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 700})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # Flower learns about workers from events
+            page.goto(f"{flower}/workers")
+            if "flowerw@" in page.content():
+                break
+            time.sleep(1)
+        assert "flowerw@" in page.content()
+        assert "Online" in page.inner_text("body")
+        page.screenshot(path=str(screenshot_path("flower-workers")))
+        page.goto(f"{flower}/broker")
+        text = page.inner_text("body")
+        depths = {
+            name: int(m.group(1))
+            for name in ("payment", "notification", "email")
+            if (m := re.search(rf"^{name}\s+(\d+)", text, re.MULTILINE))
+        }
+        assert set(depths) == {"payment", "notification", "email"}
+        assert depths["email"] >= 2  # one running, the rest waiting
+        page.screenshot(path=str(screenshot_path("flower-broker")))
+    metrics = httpx.get(f"{flower}/metrics", timeout=5).text
+    assert "flower_events_total" in metrics
+
+
+def test_production_flower_refuses_to_start_without_credentials() -> None:
+    env = {**os.environ, "APP_ENV": "production"}
+    for command in (
+        ["-m", "csgoflip_jobs.cli", "flower"],
+        ["-m", "celery", "-A", "csgoflip_jobs", "flower"],
+    ):
+        result = subprocess.run(
+            [sys.executable, *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert result.returncode != 0
+        assert "refusing to start Flower without credentials" in result.stderr
