@@ -81,10 +81,7 @@ def counts(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(table, indent=2))
         return
-    states = ("waiting", "delayed", "active", "completed", "failed")
-    click.echo(f"{'queue':<14}" + "".join(f"{s:>11}" for s in states))
-    for name, row in table.items():
-        click.echo(f"{name:<14}" + "".join(f"{row[s]:>11}" for s in states))
+    _print_counts(table)
 
 
 @main.command()
@@ -168,6 +165,60 @@ def reconcile(as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def stats(as_json: bool) -> None:
+    """Redis statistics (the original getStats) with queue depths and retained jobs."""
+    from .monitoring import RedisMonitor
+
+    snapshot = RedisMonitor().get_stats()
+    if as_json:
+        click.echo(json.dumps(snapshot.as_dict(), indent=2))
+        return
+    click.echo(f"connected clients  {snapshot.connected_clients}")
+    click.echo(f"used memory        {snapshot.used_memory_human}")
+    click.echo(f"total keys         {snapshot.total_keys}")
+    click.echo(f"hit rate           {snapshot.hit_rate:.1%}")
+    click.echo(f"uptime (days)      {snapshot.uptime_days}")
+    click.echo(f"maxmemory policy   {snapshot.maxmemory_policy}")
+    click.echo(f"evicted keys       {snapshot.evicted_keys}")
+    _print_counts({name: vars(counts) for name, counts in snapshot.queues.items()})
+
+
+@main.command()
+@click.argument("state", type=click.Choice(["completed", "failed"]))
+@click.option("--queue", "queue_name", type=click.Choice(QUEUE_NAMES), required=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of lines")
+def jobs(state: str, queue_name: str, limit: int, as_json: bool) -> None:
+    """Retained completed or failed jobs of a queue, newest first."""
+    from .job_queue import JobQueue
+
+    queue = JobQueue(queue_name)
+    found = (queue.get_completed if state == "completed" else queue.get_failed)(0, limit - 1)
+    if as_json:
+        click.echo(json.dumps([vars(job) for job in found], indent=2))
+        return
+    for job in found:
+        outcome = job.failed_reason if state == "failed" else json.dumps(job.returnvalue)
+        click.echo(f"{job.id}  {job.name}  tries={job.attempts_made}  {outcome}")
+
+
+@main.command("retry-failed")
+@click.option("--queue", "queue_name", type=click.Choice(QUEUE_NAMES), required=True)
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+def retry_failed(queue_name: str, limit: int) -> None:
+    """Enqueue the newest failed jobs of a queue again, each under its own id."""
+    from .job_queue import JobQueue
+
+    queue = JobQueue(queue_name)
+    failed = queue.get_failed(0, limit - 1)
+    with click.progressbar(failed, label=f"retrying {len(failed)} jobs") as progress:
+        for job in progress:
+            queue.retry_failed(job)
+    click.echo(f"re-enqueued {len(failed)} failed jobs of {queue_name}")
+
+
 @main.command("run-local")
 @click.option(
     "-c",
@@ -190,6 +241,13 @@ def run_local(concurrency: int) -> None:
         click.echo("\nstopping...")
     finally:
         stack.stop()
+
+
+def _print_counts(table: dict[str, dict[str, int]]) -> None:
+    states = ("waiting", "delayed", "active", "completed", "failed")
+    click.echo(f"{'queue':<14}" + "".join(f"{s:>11}" for s in states))
+    for name, row in table.items():
+        click.echo(f"{name:<14}" + "".join(f"{row[s]:>11}" for s in states))
 
 
 def _check_queues(queues: str) -> None:

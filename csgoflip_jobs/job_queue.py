@@ -193,6 +193,14 @@ class JobQueue:
         )
         return bool(removed)
 
+    def retry_failed(self, job: Job) -> str:
+        """Enqueue a failed job again under its id, name, data and options (no delay)."""
+        if job.state != "failed":
+            raise JobOptionsError(f"job {job.id} is {job.state}, not failed")
+        options = {k: v for k, v in job.opts.items() if k in _OPTION_NAMES and k != "delay"}
+        self.remove(job.id)
+        return self.add(job.name, job.data, job_id=job.id, **options)
+
     def get_completed(self, start: int = 0, end: int = -1) -> list[Job]:
         """Retained completed jobs, newest first (ranks ``start``..``end`` inclusive)."""
         return self._finished(keys.completed_key(self.name), start, end)

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import redis
 from sqlalchemy import text
 
 from tests.payment_helpers import funded_user, payment_service
+from tests.workers import WorkerProcess
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -54,3 +56,26 @@ def test_migrate_and_reconcile(database_url: str, redis_client: redis.Redis) -> 
     broken = cli("reconcile", env=env)
     assert broken.returncode == 1
     assert "PROBLEM: user" in broken.stdout and "ledger sums to 700" in broken.stdout
+
+
+def test_stats_jobs_and_retry_failed(
+    redis_client: redis.Redis, workers: Callable[..., WorkerProcess]
+) -> None:
+    from csgoflip_jobs import JobQueue
+    from tests.polling import wait_for_state
+
+    queue = JobQueue("email")
+    # A real task (the CLI process does not load the test tasks): a bad address fails it.
+    bad_email = {"to": "not an address", "template": "welcome", "context": {}}
+    failed = queue.add("send-email", bad_email, attempts=2, priority=3)
+    workers(queues="email", concurrency=1)
+    wait_for_state(queue, failed, "failed", 10)
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert stats["queues"]["email"]["failed"] == 1 and stats["maxmemory_policy"] == "noeviction"
+    listed = cli("jobs", "failed", "--queue", "email")
+    assert f"{failed}  send-email  tries=1  UnrecoverableError: malformed" in listed.stdout
+    retried = cli("retry-failed", "--queue", "email")
+    assert retried.returncode == 0 and "re-enqueued 1 failed jobs of email" in retried.stdout
+    job = wait_for_state(queue, failed, "failed", 10)  # it runs again and fails again
+    assert job.opts["attempts"] == 2 and job.opts["priority"] == 3
+    assert len(queue.get_failed()) == 1
