@@ -1,7 +1,9 @@
 """The ``beat_schedule`` dict: named periodic jobs, run by ``celery -A csgoflip_jobs beat``.
 
-Schedules live here, in configuration, not in decorators. Each entry names a
-task and its queue; times are seconds.
+Schedules live here, in configuration, not in decorators; times are seconds.
+Beat runs with celery-redbeat (celeryconfig.py): the schedule and a lock live
+in Redis, so of several beat processes only one fires at a time and no job
+fires twice in a period.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from csgoflip_jobs import keys
+from csgoflip_jobs.settings import get_settings
 
 beat_schedule: dict[str, dict[str, Any]] = {
     "requeue-stuck-withdrawals": {
@@ -16,5 +19,15 @@ beat_schedule: dict[str, dict[str, Any]] = {
         "schedule": keys.STUCK_WITHDRAWAL_SWEEP_S,
         "kwargs": {"older_than_s": keys.STUCK_WITHDRAWAL_AFTER_S},
         "options": {"queue": "payment"},
+    },
+    "prune-session-sets": {
+        "task": "prune-session-sets",
+        "schedule": keys.SESSION_PRUNE_INTERVAL_S,
+        "options": {"queue": "notification"},
+    },
+    "snapshot-redis-stats": {
+        "task": "snapshot-redis-stats",
+        "schedule": get_settings().stats_snapshot_interval_s,
+        "options": {"queue": "notification"},
     },
 }

@@ -58,6 +58,9 @@ task_routes = {
     "process-deposit": {"queue": "payment"},
     "send-notification": {"queue": "notification"},
     "send-email": {"queue": "email"},
+    "requeue-stuck-withdrawals": {"queue": "payment"},
+    "prune-session-sets": {"queue": "notification"},
+    "snapshot-redis-stats": {"queue": "notification"},
 }
 task_publish_retry_policy = {
     "max_retries": 3,
@@ -75,6 +78,19 @@ task_send_sent_event = True
 worker_hijack_root_logger = False
 broker_channel_error_retry = True
 
-imports = ("workers.payment", "workers.notification", "workers.email")
+imports = ("workers.payment", "workers.notification", "workers.email", "workers.maintenance")
+task_routes.update(
+    {
+        "requeue-stuck-withdrawals": {"queue": "payment"},
+        "prune-session-sets": {"queue": "notification"},
+        "snapshot-redis-stats": {"queue": "notification"},
+    }
+)
+
+# One beat at a time: celery-redbeat keeps the schedule and a lock in Redis.
+beat_scheduler = "redbeat.RedBeatScheduler"
+redbeat_redis_url = _settings.broker_url
+redbeat_key_prefix = keys.BEAT_KEY_PREFIX
+beat_max_loop_interval = 1
 
 from beat_schedule import beat_schedule  # noqa: E402,F401 - schedules live in their own file

@@ -219,6 +219,24 @@ def retry_failed(queue_name: str, limit: int) -> None:
     click.echo(f"re-enqueued {len(failed)} failed jobs of {queue_name}")
 
 
+@main.command()
+def check() -> None:
+    """Production readiness: eviction policy, persistence, password, TLS, Flower auth.
+
+    Exits with status 1 when anything is unsafe.
+    """
+    from .readiness import run_checks
+
+    checks = run_checks()
+    for item in checks:
+        verdict = {True: "ok", False: "UNSAFE", None: "unknown"}[item.ok]
+        click.echo(f"{verdict:<8}{item.name:<20}{item.detail}")
+    if any(item.ok is False for item in checks):
+        click.echo("not ready for production")
+        sys.exit(1)
+    click.echo("ready for production")
+
+
 @main.command("run-local")
 @click.option(
     "-c",

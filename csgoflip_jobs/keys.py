@@ -199,6 +199,20 @@ def rate_limit_key(key: str) -> str:
     return f"ratelimit:{key}"
 
 
+# --- operations --------------------------------------------------------------------------
+STATS_SNAPSHOTS_KEY = f"{PREFIX}:stats:snapshots"
+"""List of RedisMonitor snapshots (JSON), newest first."""
+
+STATS_SNAPSHOTS_KEEP = 1440
+"""A day of one-minute snapshots."""
+
+SESSION_PRUNE_INTERVAL_S = 3600
+"""How often beat prunes expired ids from every user's session set."""
+
+BEAT_KEY_PREFIX = f"{PREFIX}:beat:"
+"""celery-redbeat's keys: the schedule and the lock that lets one beat run at a time."""
+
+
 # --- kombu's own keys (Redis transport defaults) ---------------------------------
 KOMBU_PRIORITY_SEP = "\x06\x16"
 KOMBU_UNACKED_KEY = "unacked"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
 
+from . import keys
 from .job_queue import JobQueue
 from .redis_connection import broker_client
 from .settings import QUEUE_NAMES
@@ -52,6 +55,15 @@ class RedisMonitor:
     def client(self) -> redis.Redis:
         """The queue Redis."""
         return self._client or broker_client()
+
+    def snapshot(self) -> RedisStats:
+        """Store the current stats in a capped list (for trends) and return them."""
+        stats = self.get_stats()
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.lpush(keys.STATS_SNAPSHOTS_KEY, json.dumps({"at": time.time(), **stats.as_dict()}))
+            pipe.ltrim(keys.STATS_SNAPSHOTS_KEY, 0, keys.STATS_SNAPSHOTS_KEEP - 1)
+            pipe.execute()
+        return stats
 
     def get_stats(self) -> RedisStats:
         """Connected clients, memory, keys, hit rate, uptime, eviction, and queue counts."""

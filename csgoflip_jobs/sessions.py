@@ -127,6 +127,17 @@ class SessionService:
         """Remove ids of expired sessions from the user's set; returns how many."""
         return self._prune(user_id)[0]
 
+    def prune_all_user_sessions(self) -> int:
+        """Prune every user's session set (SCAN, never KEYS); returns ids removed."""
+        removed = 0
+        pattern = keys.user_sessions_key("*")
+        for key in self.client.scan_iter(match=pattern, count=keys.SCAN_BATCH):
+            result = lua_scripts.SESSION_PRUNE(
+                keys=[key], args=[keys.session_key("")], client=self.client
+            )
+            removed += int(result[0])
+        return removed
+
     def _prune(self, user_id: int | str) -> tuple[int, set[str]]:
         removed, *live = lua_scripts.SESSION_PRUNE(
             keys=[keys.user_sessions_key(_user_id(user_id))],

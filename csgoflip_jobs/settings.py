@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     email_rate_limit: str = "10/s"
     """Emails per second (``N/s``) or minute (``N/m``) across all workers."""
 
+    stats_snapshot_interval_s: int = Field(60, ge=1)
+    """How often beat stores a Redis stats snapshot (for trends)."""
+
     gateway_client_queue_size: int = Field(100, ge=1)
     """Messages buffered per WebSocket client; beyond this the oldest are dropped."""
 

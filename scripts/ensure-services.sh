@@ -3,7 +3,8 @@
 # packages when missing (needs root or sudo):
 #   Redis on 127.0.0.1:6379; PostgreSQL on 127.0.0.1:5432 with a `test`
 #   database and trust authentication for 127.0.0.1 (a test machine only);
-#   Chromium for the page tests.
+#   Chromium for the page tests; docker-compose to validate docker-compose.yml
+#   (no Docker engine needed).
 set -euo pipefail
 
 sudo=""
@@ -59,3 +60,4 @@ ensure_postgres() {
 ensure_redis
 ensure_postgres
 command -v chromium >/dev/null 2>&1 || apt_install chromium
+command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose

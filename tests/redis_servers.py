@@ -70,7 +70,12 @@ def start_redis(*extra_args: str, port: int | None = None) -> RedisServer:
         stderr=subprocess.DEVNULL,
     )
     server = RedisServer(process, port, directory)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    password = (
+        extra_args[extra_args.index("--requirepass") + 1]
+        if ("--requirepass" in extra_args)
+        else None
+    )
+    client = redis.Redis(port=port, password=password, socket_connect_timeout=0.2)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

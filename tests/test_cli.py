@@ -79,3 +79,33 @@ def test_stats_jobs_and_retry_failed(
     job = wait_for_state(queue, failed, "failed", 10)  # it runs again and fails again
     assert job.opts["attempts"] == 2 and job.opts["priority"] == 3
     assert len(queue.get_failed()) == 1
+
+
+def test_check_fails_on_an_unsafe_broker_and_names_what_is_wrong(
+    redis_client: redis.Redis,
+) -> None:
+    result = cli("check")
+    assert result.returncode == 1
+    lines = {
+        line.split()[1]: line.split()[0]
+        for line in result.stdout.splitlines()[:-1]
+        if len(line.split()) > 1
+    }
+    assert lines["eviction"] == "ok"  # the test Redis runs noeviction
+    assert lines["persistence"] == "UNSAFE"  # it keeps nothing on disk
+    assert lines["password"] == "UNSAFE" and lines["TLS"] == "UNSAFE"
+    assert "not ready for production" in result.stdout
+
+
+def test_check_passes_the_parts_a_hardened_broker_has(tmp_path: object) -> None:
+    from tests.redis_servers import start_redis
+
+    server = start_redis("--requirepass", "s3cret", "--appendonly", "yes")
+    try:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/0"
+        result = cli("check", env={"REDIS_URL": url, "FLOWER_USER": "ops", "FLOWER_PASSWORD": "pw"})
+        unsafe = [line for line in result.stdout.splitlines() if line.startswith("UNSAFE")]
+        assert len(unsafe) == 1 and "TLS" in unsafe[0]  # the one thing left: rediss://
+        assert result.returncode == 1
+    finally:
+        server.stop()
