@@ -246,11 +246,21 @@ def check() -> None:
     show_default=True,
     help="processes per queue worker",
 )
-def run_local(concurrency: int) -> None:
-    """Run the platform on this machine: Redis (started if needed) and a worker per queue."""
+@click.option(
+    "--demo/--no-demo",
+    default=True,
+    show_default=True,
+    help="run a short demo workload after start-up",
+)
+@click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+@click.option("--gateway-port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+def run_local(concurrency: int, demo: bool, flower_port: int, gateway_port: int) -> None:
+    """Run the whole platform on this machine (Redis started if needed); Ctrl-C stops it."""
     from .local_stack import LocalStack
 
-    stack = LocalStack(concurrency=concurrency)
+    stack = LocalStack(
+        concurrency=concurrency, demo=demo, flower_port=flower_port, gateway_port=gateway_port
+    )
     signal.signal(signal.SIGTERM, lambda *_: stack.request_stop())
     try:
         stack.start()

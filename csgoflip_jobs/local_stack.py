@@ -1,13 +1,15 @@
-"""The platform on one machine without Docker: Redis plus one worker per queue.
+"""The platform on one machine without Docker, for ``csgoflip-jobs run-local``.
 
-Used by ``csgoflip-jobs run-local`` (the README's first command). Redis comes
-from REDIS_URL when it answers; otherwise a ``redis-server`` is started on
-127.0.0.1 with its data under ``var/redis`` (append-only, noeviction).
+Redis comes from REDIS_URL when it answers; otherwise a ``redis-server`` is
+started on 127.0.0.1 with its data under ``var/redis`` (append-only,
+noeviction). The payments database (DATABASE_URL, a SQLite file by default) is
+migrated; then a worker per queue, beat, Flower and the WebSocket gateway start,
+each logging to ``var/logs/<name>.log``. A short demo workload shows progress.
+Ctrl-C (or SIGTERM) stops everything: workers finish their running jobs first.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -24,30 +26,39 @@ from .settings import QUEUE_NAMES, get_settings
 
 STATE_DIR = Path("var")
 STOP_TIMEOUT_S = 20.0
+FLOWER_PORT = 5555
+GATEWAY_PORT = 8765
+DEMO_NOTIFICATIONS = 20
 
 
 class LocalStack:
     """Child processes of a local run, started and stopped together."""
 
-    def __init__(self, concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        concurrency: int = 1,
+        demo: bool = True,
+        flower_port: int = FLOWER_PORT,
+        gateway_port: int = GATEWAY_PORT,
+    ) -> None:
         self._concurrency = concurrency
+        self._demo = demo
+        self._flower_port = flower_port
+        self._gateway_port = gateway_port
         self._redis: subprocess.Popen[bytes] | None = None
-        self._workers: dict[str, subprocess.Popen[bytes]] = {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._stop = threading.Event()
 
     def start(self) -> None:
-        """Start Redis if needed, then a worker for each queue."""
+        """Start Redis if needed, migrate, then workers, beat, Flower and the gateway."""
         url = self._ensure_redis()
         migrate()
-        env = {**os.environ, "REDIS_URL": url}
+        celery = [sys.executable, "-m", "celery", "-A", "csgoflip_jobs"]
         for queue in QUEUE_NAMES:
-            self._workers[queue] = subprocess.Popen(
+            self._spawn(
+                f"worker-{queue}",
                 [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "csgoflip_jobs",
+                    *celery,
                     "worker",
                     "-Q",
                     queue,
@@ -58,21 +69,31 @@ class LocalStack:
                     "-l",
                     "info",
                 ],
-                env=env,
-                start_new_session=True,
             )
+        self._spawn("beat", [*celery, "beat", "-l", "info"])
+        cli = [sys.executable, "-m", "csgoflip_jobs.cli"]
+        self._spawn("flower", [*cli, "flower", "--port", str(self._flower_port)])
+        self._spawn("gateway", [*cli, "gateway", "--port", str(self._gateway_port)])
         click.echo(
-            f"csgoflip-jobs: Redis {_safe(url)}; workers for {', '.join(QUEUE_NAMES)} "
-            "started. Ctrl-C stops everything."
+            f"csgoflip-jobs: Redis {_safe(url)}; workers for {', '.join(QUEUE_NAMES)}, "
+            "beat, Flower and the gateway started (logs in var/logs/)."
         )
-        click.echo("  try:  .venv/bin/csgoflip-jobs counts")
+        click.echo(f"  Flower:   http://127.0.0.1:{self._flower_port}/")
+        click.echo(
+            f"  Gateway:  ws://127.0.0.1:{self._gateway_port}/ws   (Ctrl-C stops everything)"
+        )
+        if self._demo:
+            run_demo(f"http://127.0.0.1:{self._gateway_port}")
 
     def wait(self) -> None:
         """Block until Ctrl-C, SIGTERM, or a child process exits."""
         while not self._stop.wait(0.5):
-            for queue, process in self._workers.items():
+            for name, process in self._children.items():
                 if process.poll() is not None:
-                    click.echo(f"worker for {queue} exited with {process.returncode}", err=True)
+                    click.echo(
+                        f"{name} exited with {process.returncode}; see var/logs/{name}.log",
+                        err=True,
+                    )
                     return
 
     def request_stop(self) -> None:
@@ -80,16 +101,24 @@ class LocalStack:
         self._stop.set()
 
     def stop(self) -> None:
-        """Warm-stop the workers (running jobs finish), then Redis if we started it."""
-        for process in self._workers.values():
+        """Warm-stop everything (running jobs finish), then Redis if we started it."""
+        for process in self._children.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self._workers.values():
+        for process in self._children.values():
             _wait_or_kill(process)
         if self._redis is not None:
             self._redis.terminate()
             _wait_or_kill(self._redis)
         click.echo("csgoflip-jobs: stopped")
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        logs = STATE_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as log:
+            self._children[name] = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def _ensure_redis(self) -> str:
         settings = get_settings()
@@ -105,14 +134,13 @@ class LocalStack:
             )
         data_dir = STATE_DIR / "redis"
         data_dir.mkdir(parents=True, exist_ok=True)
-        port = settings.redis_port
         self._redis = subprocess.Popen(
             [
                 binary,
                 "--bind",
                 "127.0.0.1",
                 "--port",
-                str(port),
+                str(settings.redis_port),
                 "--dir",
                 str(data_dir),
                 "--appendonly",
@@ -125,13 +153,46 @@ class LocalStack:
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + 10
         while not _answers(url):
             if time.monotonic() > deadline or self._redis.poll() is not None:
-                raise click.ClickException(f"could not start redis-server on port {port}")
+                raise click.ClickException(f"could not start redis-server for {_safe(url)}")
             time.sleep(0.1)
         return url
+
+
+def run_demo(gateway_url: str) -> None:
+    """A short workload: a deposit, live notifications, a withdrawal; progress shown."""
+    from .job_queue import JobQueue
+    from .payments import PaymentService
+    from .sessions import SessionService
+
+    payments = PaymentService()
+    user_id = payments.create_user()
+    payments.schedule_deposit_processing(payments.create_deposit(user_id, 10_000))
+    session = SessionService().create(user_id, {"demo": True})
+    click.echo(f"  Demo:     {gateway_url}/demo?session={session.id}")
+    notifications = JobQueue("notification")
+    with click.progressbar(range(DEMO_NOTIFICATIONS), label="demo: notifications") as bar:
+        for n in bar:
+            notifications.add(
+                "send-notification",
+                {"user_id": user_id, "type": "case-opened", "payload": {"case": n + 1}},
+            )
+            time.sleep(0.25)
+    deadline = time.monotonic() + 30
+    while payments.get_balance(user_id) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    withdrawal_id = payments.request_withdrawal(user_id, 2_500)
+    click.echo(f"demo: deposit credited; withdrawal {withdrawal_id} runs in 5 s (priority 1)")
+    while payments.get_withdrawal(withdrawal_id).status == "pending" and (
+        time.monotonic() < deadline + 15
+    ):
+        time.sleep(0.5)
+    click.echo(
+        f"demo: withdrawal {withdrawal_id} {payments.get_withdrawal(withdrawal_id).status}"
+        f"; balance {payments.get_balance(user_id)}; `csgoflip-jobs counts` for the rest"
+    )
 
 
 def _answers(url: str) -> bool:
