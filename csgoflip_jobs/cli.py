@@ -1,4 +1,4 @@
-"""The ``csgoflip-jobs`` command: run workers, run the platform locally, enqueue jobs."""
+"""The ``csgoflip-jobs`` command: workers, the local stack, gateway, Flower, operators' tools."""
 
 from __future__ import annotations
 
