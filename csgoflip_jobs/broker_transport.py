@@ -21,10 +21,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from queue import Empty
 from typing import Any
 
 import kombu.transport as kombu_transport
@@ -97,8 +99,48 @@ def _decode_body(message: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     return list(args), dict(kwargs)
 
 
+class MalformedMessageError(ValueError):
+    """A queue held JSON that is not a kombu message (no properties, no body...)."""
+
+    def __init__(self, payload: object, reason: Exception) -> None:
+        super().__init__(f"not a kombu message ({reason!r})")
+        self.payload = payload
+
+
+class Message(kombu_redis.Channel.Message):  # type: ignore[misc]
+    """kombu's message, raising MalformedMessageError for a payload of the wrong shape."""
+
+    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
+        try:
+            super().__init__(payload, channel=channel, **kwargs)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise MalformedMessageError(payload, exc) from exc
+
+
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
-    """kombu Redis channel whose task messages go through the ENQUEUE script."""
+    """kombu Redis channel whose task messages go through the ENQUEUE script, and whose
+    consumer sets aside (dead-letters) what it cannot parse instead of crashing."""
+
+    Message = Message
+
+    def _brpop_read(self, **options: Any) -> Any:
+        # kombu would let a garbage item crash the worker: it is already popped,
+        # so keep it for inspection, log it once, and carry on with the next one.
+        try:
+            return super()._brpop_read(**options)
+        except json.JSONDecodeError as exc:
+            self._dead_letter(exc.doc, f"not JSON: {exc}")
+        except MalformedMessageError as exc:
+            self._dead_letter(json.dumps(exc.payload, default=str), str(exc))
+        raise Empty()
+
+    def _dead_letter(self, raw: str, reason: str) -> None:
+        log.error("dropped an unreadable message (%s); kept in %s", reason, keys.DEAD_LETTERS_KEY)
+        entry = json.dumps({"raw": raw[:10_000], "reason": reason, "at": time.time()})
+        with self.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+            pipe.lpush(keys.DEAD_LETTERS_KEY, entry)
+            pipe.ltrim(keys.DEAD_LETTERS_KEY, 0, keys.DEAD_LETTERS_KEEP - 1)
+            pipe.execute()
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         headers = message.get("headers") or {}

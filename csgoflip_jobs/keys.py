@@ -213,6 +213,12 @@ BEAT_KEY_PREFIX = f"{PREFIX}:beat:"
 """celery-redbeat's keys: the schedule and the lock that lets one beat run at a time."""
 
 
+DEAD_LETTERS_KEY = f"{PREFIX}:dead-letters"
+"""List of messages a worker could not even parse (JSON with reason and time), newest first."""
+
+DEAD_LETTERS_KEEP = 1000
+
+
 # --- kombu's own keys (Redis transport defaults) ---------------------------------
 KOMBU_PRIORITY_SEP = "\x06\x16"
 KOMBU_UNACKED_KEY = "unacked"

@@ -71,7 +71,7 @@ def start_worker(
         "--without-gossip",
         "--without-mingle",
     ]
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             command,
