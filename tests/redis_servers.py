@@ -44,13 +44,16 @@ class RedisServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_redis(*extra_args: str, port: int | None = None) -> RedisServer:
-    """Start ``redis-server`` with ``extra_args`` and wait until it answers PING."""
+def start_redis(
+    *extra_args: str, port: int | None = None, directory: Path | None = None
+) -> RedisServer:
+    """Start ``redis-server`` with ``extra_args`` and wait until it answers PING
+    (in ``directory`` when given, e.g. to restart on the same append-only file)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     port = port or free_port()
-    directory = Path(tempfile.mkdtemp(prefix="csgoflip-redis-"))
+    directory = directory or Path(tempfile.mkdtemp(prefix="csgoflip-redis-"))
     process = subprocess.Popen(
         [
             binary,

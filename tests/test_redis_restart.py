@@ -1,0 +1,77 @@
+"""A Redis restart in the middle of a 2,000-job run: workers reconnect by themselves and
+every job completes exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.jobs import RUNS_KEY
+from tests.polling import wait_until
+from tests.redis_servers import start_redis
+from tests.workers import WorkerProcess
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+JOBS = 2000
+
+
+def enqueue(url: str, count: int) -> None:
+    script = (
+        "import tests.jobs; from csgoflip_jobs import JobQueue; q = JobQueue('notification');"
+        f"[q.add_bulk([{{'name': 'test-record', 'data': {{'n': n}}}} "
+        f"for n in range(s, min({count}, s + 500))]) for s in range(0, {count}, 500)]"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "REDIS_URL": url},
+    )
+
+
+def test_jobs_complete_exactly_once_across_a_redis_restart(
+    workers: Callable[..., WorkerProcess], redis_client: redis.Redis
+) -> None:
+    server = start_redis("--appendonly", "yes", "--appendfsync", "everysec")
+    try:
+        client = redis.Redis.from_url(server.url)
+        enqueue(server.url, JOBS)
+        env = {"REDIS_URL": server.url}
+        pool = [workers(name=f"r{n}", env=env) for n in range(2)]
+        wait_until(lambda: client.llen(RUNS_KEY) >= JOBS // 4, 60)
+        client.shutdown()  # a clean restart: the append-only file is complete
+        server.process.wait(timeout=30)
+        time.sleep(1.0)  # the workers see the outage
+        server = start_redis(
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            port=server.port,
+            directory=server.directory,
+        )
+        client = redis.Redis.from_url(server.url)
+
+        def all_ran() -> bool:
+            ids = {json.loads(r)["data"]["n"] for r in client.lrange(RUNS_KEY, 0, -1)}
+            return len(ids) == JOBS
+
+        wait_until(all_ran, 180, interval=0.5)
+        time.sleep(2)  # any duplicate would show up now
+        runs = Counter(json.loads(r)["data"]["n"] for r in client.lrange(RUNS_KEY, 0, -1))
+        assert set(runs) == set(range(JOBS))
+        assert [n for n, times in runs.items() if times > 1] == []
+        assert all(w.process.poll() is None for w in pool)  # reconnected, not dead
+    finally:
+        server.stop()
