@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from csgoflip_jobs.redis_connection import as_text
 from tests.jobs import RUNS_KEY
 from tests.polling import wait_until
 from tests.redis_servers import start_redis
@@ -89,8 +90,8 @@ def test_jobs_complete_exactly_once_across_a_redis_restart(
             for key in client.scan_iter(match="csgoflip:job:*", count=1000):
                 record = client.hgetall(key)
                 if json.loads(record.get(b"data", b"{}")).get("n") in missing[:5]:
-                    states[key.decode()] = {k.decode(): v.decode()[:80] for k, v in record.items()}
-            counts = {k.decode(): client.llen(k) for k in client.scan_iter(match="notification*")}
+                    states[as_text(key)] = {as_text(k): as_text(v)[:80] for k, v in record.items()}
+            counts = {as_text(k): client.llen(k) for k in client.scan_iter(match="notification*")}
             raise AssertionError(
                 f"missing {len(missing)}: {missing[:10]}; records {states}; "
                 f"lists {counts}; unacked {client.hlen('unacked')}"
