@@ -37,6 +37,13 @@ def smtp_env(port: int, **extra: str) -> dict[str, str]:
     }
 
 
+def send_welcome(to: str) -> str:
+    """Enqueue the welcome email to ``to``; returns the job id."""
+    return JobQueue("email").add(
+        "send-email", {"to": to, "template": "welcome", "context": CONTEXT}
+    )
+
+
 def test_a_real_smtp_server_receives_both_parts_with_the_right_headers(
     smtp: tuple[ScriptedHandler, int],
     workers: Callable[..., WorkerProcess],
@@ -44,9 +51,7 @@ def test_a_real_smtp_server_receives_both_parts_with_the_right_headers(
 ) -> None:
     handler, port = smtp
     workers(queues="email", env=smtp_env(port))
-    job_id = JobQueue("email").add(
-        "send-email", {"to": "player@example.com", "template": "welcome", "context": CONTEXT}
-    )
+    job_id = send_welcome("player@example.com")
     job = wait_for_state(JobQueue("email"), job_id, "completed", 15)
     [received] = handler.received
     message = received.message
@@ -71,9 +76,7 @@ def test_451_twice_then_250_is_three_tries(
     handler, port = smtp
     handler.replies = ["451 4.3.0 Try again later", "451 4.3.0 Try again later"]
     workers(queues="email", env=smtp_env(port))
-    job_id = JobQueue("email").add(
-        "send-email", {"to": "player@example.com", "template": "welcome", "context": CONTEXT}
-    )
+    job_id = send_welcome("player@example.com")
     job = wait_for_state(JobQueue("email"), job_id, "completed", 15)
     assert handler.attempts == 3 and len(handler.received) == 1
     assert job.attempts_made == 3
@@ -87,9 +90,7 @@ def test_550_is_tried_once(
     handler, port = smtp
     handler.replies = ["550 5.1.1 No such user"]
     workers(queues="email", env=smtp_env(port))
-    job_id = JobQueue("email").add(
-        "send-email", {"to": "nobody@example.com", "template": "welcome", "context": CONTEXT}
-    )
+    job_id = send_welcome("nobody@example.com")
     job = wait_for_state(JobQueue("email"), job_id, "failed", 15)
     assert job.attempts_made == 1 and handler.attempts == 1
     assert "SMTP 550" in (job.failed_reason or "")
@@ -102,9 +103,7 @@ def test_a_malformed_address_fails_at_once_without_touching_smtp(
 ) -> None:
     handler, port = smtp
     workers(queues="email", env=smtp_env(port))
-    job_id = JobQueue("email").add(
-        "send-email", {"to": "not an address", "template": "welcome", "context": CONTEXT}
-    )
+    job_id = send_welcome("not an address")
     job = wait_for_state(JobQueue("email"), job_id, "failed", 15)
     assert job.attempts_made == 1 and "malformed email address" in (job.failed_reason or "")
     assert handler.attempts == 0

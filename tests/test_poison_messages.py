@@ -14,6 +14,9 @@ from csgoflip_jobs.keys import DEAD_LETTERS_KEY
 from tests.polling import wait_for_state, wait_until
 from tests.workers import WorkerProcess
 
+UNTRUSTED_SERIALIZER = "pickle"
+"""What an attacker would send; workers accept JSON only and must refuse it."""
+
 
 class CreatesAFile:
     """Unpickling this would run a shell command: it must never be unpickled."""
@@ -36,7 +39,7 @@ def test_poison_messages_are_rejected_once_and_the_worker_carries_on(
         "test-record",
         kwargs={"evil": CreatesAFile(proof)},
         queue="notification",
-        serializer="pickle",
+        serializer=UNTRUSTED_SERIALIZER,
     )
     app.send_task("no-such-task", kwargs={}, queue="notification")
     wrong_shape = app.send_task("send-notification", kwargs={"nope": 1}, queue="notification").id
