@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from celery import Task
@@ -62,9 +63,13 @@ class JobTask(Task):  # type: ignore[misc]
         job = JobTry.from_request(self.request)
         return job.attempt >= job.attempts
 
+    @cached_property
+    def _run_signature(self) -> inspect.Signature:
+        return inspect.signature(self.run)
+
     def check_data(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise TypeError when the task cannot be called with this data."""
-        inspect.signature(self.run).bind(*args, **kwargs)
+        self._run_signature.bind(*args, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.request.called_directly:
