@@ -221,7 +221,6 @@ DEAD_LETTERS_KEEP = 1000
 
 # --- kombu's own keys (Redis transport defaults) ---------------------------------
 KOMBU_PRIORITY_SEP = "\x06\x16"
-KOMBU_UNACKED_KEY = "unacked"
 KOMBU_UNACKED_INDEX_KEY = "unacked_index"
 
 # --- worker timing -----------------------------------------------------------------
