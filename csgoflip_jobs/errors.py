@@ -19,6 +19,26 @@ class JobOptionsError(CsgoflipJobsError, ValueError):
     """A job was given bad data or options; nothing was enqueued."""
 
 
+class BrokerError(CsgoflipJobsError):
+    """The queue Redis did not take a job; the message names its URL without the password."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """The queue Redis could not be reached within the configured timeouts and retries."""
+
+
+class BrokerTimeoutError(BrokerUnavailableError):
+    """The queue Redis did not answer in time: it may still store the job when it resumes."""
+
+
+class BrokerAuthenticationError(BrokerUnavailableError):
+    """The queue Redis refused the password (or user) in the broker URL."""
+
+
+class BrokerOutOfMemoryError(BrokerError):
+    """The queue Redis is at maxmemory (noeviction) and refused to store the job."""
+
+
 class UnsafeBrokerError(CsgoflipJobsError):
     """The broker Redis would evict queued jobs or locks under memory pressure."""
 

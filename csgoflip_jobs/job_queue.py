@@ -24,7 +24,7 @@ from .broker_transport import JOB_HEADER, collect_enqueues
 from .errors import JobOptionsError
 from .job_options import JobOptions, encode_data, parse_options
 from .job_task import JobTask
-from .redis_connection import as_text, broker_client
+from .redis_connection import as_text, broker_client, broker_errors
 from .settings import QUEUE_NAMES, get_settings
 
 _OPTION_NAMES = frozenset(
@@ -105,7 +105,11 @@ class JobQueue:
         remove_on_fail: bool | int | None = None,
         job_id: str | None = None,
     ) -> str:
-        """Enqueue one job and return its id; an existing ``job_id`` is not added again."""
+        """Enqueue one job and return its id; an existing ``job_id`` is not added again.
+
+        Raises JobOptionsError for bad input, and a BrokerError when Redis cannot be
+        reached in time, refuses the password, or is out of memory.
+        """
         options = parse_options(
             delay=delay,
             priority=priority,
@@ -138,8 +142,14 @@ class JobQueue:
             raise JobOptionsError(f"job {index}: {exc}") from None
 
     def _send(self, jobs: list[tuple[Any, Any, JobOptions]]) -> list[str]:
+        # A Redis that is down, paused, refuses the password or is full raises a
+        # BrokerError within the connection settings' timeouts and retries.
         max_bytes = get_settings().job_max_bytes
         checked = [self._check(name, data, opts, max_bytes) for name, data, opts in jobs]
+        with broker_errors(self._app.conf.broker_url):
+            return self._publish(checked)
+
+    def _publish(self, checked: list[tuple[str, dict[str, Any], JobOptions]]) -> list[str]:
         ids: list[str] = []
         with collect_enqueues() as pending, self._app.producer_or_acquire() as producer:
             for name, data, opts in checked:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from .redis_connection import make_client
+from .redis_connection import broker_error, make_client, redacted_url
 from .settings import Settings, get_settings
 
 
@@ -21,28 +21,30 @@ class Check:
 
 
 def run_checks(settings: Settings | None = None, client: redis.Redis | None = None) -> list[Check]:
-    """Eviction policy, persistence, password and TLS of the queue Redis, plus Flower auth."""
+    """Connection, eviction policy, persistence, password and TLS of the queue Redis,
+    plus Flower auth. A Redis that cannot be reached (or refuses the password) is
+    unsafe, and what only the server can tell is then unknown."""
     settings = settings or get_settings()
     client = client or make_client(settings.broker_url)
     url = urlsplit(settings.broker_url)
-    config = _config(client, "maxmemory-policy", "appendonly", "save")
+    connection = _connection(client, settings.broker_url)
+    config = _config(client, "maxmemory-policy", "appendonly", "save") if connection.ok else {}
+    unread = "unreadable (CONFIG GET refused)" if connection.ok else "not checked (no connection)"
     policy = config.get("maxmemory-policy")
     persisted = (
         None if not config else (config.get("appendonly") == "yes" or bool(config.get("save")))
     )
     return [
+        connection,
         Check(
             "eviction policy",
             None if policy is None else policy == "noeviction",
-            f"maxmemory-policy {policy or 'unreadable (CONFIG GET refused)'}; "
-            "queues, locks and sessions need noeviction",
+            f"maxmemory-policy {policy or unread}; queues, locks and sessions need noeviction",
         ),
         Check(
             "persistence",
             persisted,
-            "appendonly={appendonly} save={save!r}".format(**config)
-            if config
-            else "unreadable (CONFIG GET refused)",
+            "appendonly={appendonly} save={save!r}".format(**config) if config else unread,
         ),
         Check(
             "password",
@@ -59,6 +61,17 @@ def run_checks(settings: Settings | None = None, client: redis.Redis | None = No
             + ("set" if settings.flower_user and settings.flower_password else "missing"),
         ),
     ]
+
+
+def _connection(client: redis.Redis, url: str) -> Check:
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        error = broker_error(exc, url)
+        if error is None:
+            raise
+        return Check("connection", False, str(error))
+    return Check("connection", True, f"{redacted_url(url)} answers")
 
 
 def _config(client: redis.Redis, *names: str) -> dict[str, str]:

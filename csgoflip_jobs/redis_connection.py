@@ -4,19 +4,37 @@ ioredis ran with a 10 s connect timeout, 5 s command timeout, TCP keep-alive
 after 30 s, TLS in production, and reconnected after ``min(n*50 ms, 2000 ms)``
 giving up after 10 tries. :func:`make_client` builds a redis-py client that does
 the same; :func:`broker_transport_options` hands the same values to kombu.
+:func:`broker_errors` turns a Redis that cannot take a job into a clear
+:class:`~csgoflip_jobs.errors.BrokerError`.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import AbstractBackoff
+from kombu.exceptions import OperationalError
+from redis.backoff import AbstractBackoff, NoBackoff
 from redis.retry import Retry
 
+from .errors import (
+    BrokerAuthenticationError,
+    BrokerError,
+    BrokerOutOfMemoryError,
+    BrokerTimeoutError,
+    BrokerUnavailableError,
+)
 from .settings import Settings, get_settings
+
+T = TypeVar("T")
+
+_retrying = threading.local()
 
 
 class LinearCappedBackoff(AbstractBackoff):
@@ -32,6 +50,39 @@ class LinearCappedBackoff(AbstractBackoff):
     def compute(self, failures: int) -> float:
         """Seconds to wait before retry number ``failures``."""
         return min(failures * self._step_ms, self._cap_ms) / 1000
+
+
+class BoundedRetry(Retry):
+    """redis-py's Retry, bounded by the settings: at most ``retries + 1`` tries per call.
+
+    redis-py nests retries (a retried reconnect sends a health-check PING that is
+    retried again), so against a paused server one call took ``(retries + 1) ** 2``
+    timeouts, about ten minutes with the defaults. Here a retry inside another tries
+    once, and a refused password is never retried: waiting does not change it.
+    """
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[[Exception], Any] | Callable[[Exception, int], Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        """Call ``do``, retrying as redis-py would unless nested or refused a password."""
+
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, redis.AuthenticationError):
+                return False
+            return is_retryable is None or is_retryable(error)
+
+        if getattr(_retrying, "active", False):
+            once = Retry(NoBackoff(), 0, self._supported_errors)
+            return once.call_with_retry(do, fail, retryable, with_failure_count)
+        _retrying.active = True
+        try:
+            return super().call_with_retry(do, fail, retryable, with_failure_count)
+        finally:
+            _retrying.active = False
 
 
 def as_text(value: object) -> str:
@@ -55,7 +106,7 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
         "socket_timeout": settings.redis_command_timeout_s,
         "socket_keepalive": True,
         "socket_keepalive_options": keepalive_options(settings),
-        "retry": Retry(
+        "retry": BoundedRetry(
             LinearCappedBackoff(settings.redis_retry_step_ms, settings.redis_retry_cap_ms),
             settings.redis_max_retries,
         ),
@@ -100,3 +151,48 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     )
     kwargs = connection_kwargs(settings)
     return {name: kwargs[name] for name in shared}
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its query and with the password shown as ``**``, as Celery logs it."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:**@{netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc, query=""))
+
+
+def broker_error(exc: BaseException, url: str) -> BrokerError | None:
+    """The BrokerError for a failure to reach or write the Redis at ``url`` (a redis-py
+    error, or kombu's wrapping of one); None for any other error."""
+    cause = exc.__cause__ if isinstance(exc, OperationalError) and exc.__cause__ else exc
+    where = f"the queue Redis at {redacted_url(url)}"
+    if isinstance(cause, redis.AuthenticationError):
+        return BrokerAuthenticationError(f"{where} refused the password in the URL: {cause}")
+    if isinstance(cause, redis.OutOfMemoryError):
+        return BrokerOutOfMemoryError(
+            f"{where} is out of memory (maxmemory reached, noeviction) and refused the job; "
+            f"each job is stored whole or not at all: {cause}"
+        )
+    if isinstance(cause, redis.TimeoutError):
+        # The request may sit in the server's socket buffer and run when it resumes.
+        return BrokerTimeoutError(
+            f"{where} did not answer in time ({cause}); it may still store the job when "
+            "it resumes: enqueue it again with the same job_id, which is stored only once"
+        )
+    if isinstance(cause, redis.ConnectionError | OperationalError):
+        return BrokerUnavailableError(f"{where} could not be reached: {cause}")
+    return None
+
+
+@contextmanager
+def broker_errors(url: str) -> Iterator[None]:
+    """Within this block, a Redis that cannot be reached, refuses the password or is out
+    of memory raises the matching BrokerError (chained to the original)."""
+    try:
+        yield
+    except (redis.RedisError, OperationalError) as exc:
+        error = broker_error(exc, url)
+        if error is None:
+            raise
+        raise error from exc

@@ -8,10 +8,11 @@ one line naming the variable.
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, FilePath, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     redis_db: int = Field(0, ge=0, le=15)
     cache_redis_url: str | None = None
     redlock_urls: str | None = None
+    redis_tls_ca_file: FilePath | None = None
+    """PEM file of the CA that signed the Redis servers' certificates (rediss:// URLs);
+    without it they are verified against the system's CAs."""
 
     # The original ioredis options, in seconds / milliseconds as named.
     redis_connect_timeout_s: float = Field(10.0, gt=0)
@@ -104,22 +108,28 @@ class Settings(BaseSettings):
     def broker_url(self) -> str:
         """The queue Redis: REDIS_URL, else built from REDIS_HOST/PORT/PASSWORD/DB."""
         if self.redis_url:
-            return _force_tls(self.redis_url) if self.is_production else self.redis_url
+            url = _force_tls(self.redis_url) if self.is_production else self.redis_url
+            return self._verified(url)
         scheme = "rediss" if self.is_production else "redis"
         auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
-        return f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        return self._verified(
+            f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        )
 
     @property
     def cache_url(self) -> str:
         """The cache Redis (may evict); defaults to the queue Redis."""
-        return self.cache_redis_url or self.broker_url
+        return self._verified(self.cache_redis_url) if self.cache_redis_url else self.broker_url
 
     @property
     def redlock_url_list(self) -> list[str]:
         """Independent Redis masters for Redlock; defaults to the queue Redis alone."""
         if not self.redlock_urls:
             return [self.broker_url]
-        return [url.strip() for url in self.redlock_urls.split(",") if url.strip()]
+        return [self._verified(url.strip()) for url in self.redlock_urls.split(",") if url.strip()]
+
+    def _verified(self, url: str) -> str:
+        return with_certificate_checks(url, self.redis_tls_ca_file)
 
 
 def parse_rate(value: str) -> tuple[int, int]:
@@ -141,6 +151,24 @@ def _check_redis_url(value: str) -> None:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError as exc:
         raise ValueError(f"has a bad port: {exc}") from None
+
+
+def with_certificate_checks(url: str, ca_file: Path | None) -> str:
+    """A ``rediss://`` URL whose every client verifies the server certificate.
+
+    Adds ``ssl_cert_reqs=required`` (and ``ssl_ca_certs=<ca_file>`` when given) to the
+    query, which redis-py, kombu and Celery's result backend all read; without it kombu
+    would skip verification and the result backend would refuse the URL. Options the URL
+    already has win; other schemes are returned unchanged.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        return url
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.setdefault("ssl_cert_reqs", "required")
+    if ca_file is not None:
+        query.setdefault("ssl_ca_certs", str(ca_file))
+    return urlunsplit(parts._replace(query=urlencode(query, safe="/", quote_via=quote)))
 
 
 def _force_tls(url: str) -> str:

@@ -12,7 +12,7 @@ from csgoflip_jobs import JobQueue
 from tests.polling import wait_for_state, wait_until
 from tests.workers import WorkerProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
 
 def test_a_job_whose_worker_is_killed_mid_run_runs_again_within_60s(

@@ -7,12 +7,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, app
 from csgoflip_jobs.keys import DEAD_LETTERS_KEY
 from tests.polling import wait_for_state, wait_until
 from tests.workers import WorkerProcess
+
+pytestmark = pytest.mark.fault
 
 UNTRUSTED_SERIALIZER = "pickle"
 """What an attacker would send; workers accept JSON only and must refuse it."""

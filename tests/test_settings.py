@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,7 @@ def settings_from(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
         ("APP_ENV", "prod"),
         ("JOB_MAX_BYTES", "-5"),
         ("VISIBILITY_TIMEOUT_S", "1"),
+        ("REDIS_TLS_CA_FILE", "/no/such/ca.pem"),
     ],
 )
 def test_bad_value_names_the_variable_in_one_line(
@@ -90,7 +92,25 @@ def test_host_port_password_build_the_url(monkeypatch: pytest.MonkeyPatch) -> No
 def test_production_uses_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings_from(monkeypatch, APP_ENV="production").broker_url.startswith("rediss://")
     settings = settings_from(monkeypatch, APP_ENV="production", REDIS_URL="redis://h:1/0")
-    assert settings.broker_url == "rediss://h:1/0"
+    assert settings.broker_url == "rediss://h:1/0?ssl_cert_reqs=required"
+
+
+def test_tls_urls_verify_the_server_against_the_configured_ca(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = settings_from(
+        monkeypatch,
+        REDIS_URL="rediss://:pw@q:6380/0",
+        CACHE_REDIS_URL="rediss://c:6379/0?ssl_cert_reqs=none",
+        REDLOCK_URLS="rediss://a:1/0, redis://b:2/0",
+        REDIS_TLS_CA_FILE=str(ca),
+    )
+    verify = f"ssl_cert_reqs=required&ssl_ca_certs={ca}"
+    assert settings.broker_url == f"rediss://:pw@q:6380/0?{verify}"
+    assert settings.cache_url == f"rediss://c:6379/0?ssl_cert_reqs=none&ssl_ca_certs={ca}"
+    assert settings.redlock_url_list == [f"rediss://a:1/0?{verify}", "redis://b:2/0"]
 
 
 def test_worker_start_up_stops_with_one_clear_line() -> None:
