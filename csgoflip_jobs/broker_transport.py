@@ -1,4 +1,5 @@
-"""kombu's Redis transport, extended with durable delays, job records and dedupe.
+"""kombu's Redis transport, extended with atomic delivery, durable delays, job
+records and dedupe.
 
 kombu delivers a message by LPUSHing one JSON document onto a queue's list
 (``Channel._put``). This channel replaces that one step with the ``ENQUEUE``
@@ -11,9 +12,14 @@ script, which in the same atomic step
   the ``PROMOTE`` script (see :mod:`csgoflip_jobs.worker_steps`), so a delayed
   job survives every worker being killed and is delivered exactly once.
 
-Everything else (consuming, acks, visibility-timeout redelivery) is kombu's own.
+and, besides, pushes one signal onto the queue's *ready* list. Consuming takes a
+message and records it as unacked in one atomic step (the ``DELIVER`` script,
+see :class:`Channel`), so no message is ever held only in a worker's memory.
+Acks, rejects and visibility-timeout redelivery are kombu's own.
+
 :func:`use_for_redis_urls` installs it for ``redis://`` URLs (the Celery app does).
-Messages that are not Celery tasks (control replies) take kombu's path unchanged.
+Messages that are not Celery tasks (control replies) take kombu's path, plus a
+signal.
 """
 
 from __future__ import annotations
@@ -31,9 +37,13 @@ from typing import Any
 
 import kombu.transport as kombu_transport
 import redis
+from celery.worker import state as worker_state
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual as kombu_virtual
+from redis.exceptions import NoScriptError
 
 from . import keys, lua_scripts
+from .redis_connection import as_text, broker_client
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +110,7 @@ def _decode_body(message: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
 
 
 class MalformedMessageError(ValueError):
-    """A queue held JSON that is not a kombu message (no properties, no body...)."""
+    """A queue held JSON that kombu cannot turn into a message (missing fields...)."""
 
     def __init__(self, payload: object, reason: Exception) -> None:
         super().__init__(f"not a kombu message ({reason!r})")
@@ -113,39 +123,246 @@ class Message(kombu_redis.Channel.Message):  # type: ignore[misc]
     def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
         try:
             super().__init__(payload, channel=channel, **kwargs)
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise MalformedMessageError(payload, exc) from exc
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
-    """kombu Redis channel whose task messages go through the ENQUEUE script, and whose
-    consumer sets aside (dead-letters) what it cannot parse instead of crashing."""
+@dataclass(frozen=True)
+class _SentCommand:
+    """What the consuming connection is waiting for: a ready signal or a message."""
 
+    kind: str  # "WAIT" (BRPOP on ready lists) or "DELIVER" (the script)
+    queues: list[str]
+
+
+def running_delivery_tags() -> set[str]:
+    """Delivery tags of the jobs this worker process is running right now.
+
+    Empty outside a worker. Celery keeps running a job's pool process when the
+    broker connection drops, and the job's request outlives the channel it came on.
+    """
+    for _ in range(5):
+        try:
+            return {r.message.delivery_tag for r in list(worker_state.active_requests)}
+        except RuntimeError:  # the set changed while copied (another thread): again
+            continue
+    return set()
+
+
+class QoS(kombu_redis.QoS):  # type: ignore[misc]
+    """kombu's QoS, minus the unacked write for messages ``DELIVER`` already recorded,
+    and never putting back the message of a job that is still running."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        recorded = self.channel.recorded_tags
+        if delivery_tag in recorded:
+            recorded.discard(delivery_tag)
+            kombu_virtual.QoS.append(self, message, delivery_tag)
+        else:
+            super().append(message, delivery_tag)
+
+    @contextmanager
+    def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
+        """kombu's pipeline for acks and rejects, or, once the channel has closed
+        under a running job (the broker connection dropped and Celery made a new
+        one), a pipeline of a fresh client: the job's ack must still land."""
+        if pipe is None and client is None and self.channel.connection is None:
+            yield broker_client().pipeline()
+            return
+        with super().pipe_or_acquire(pipe, client) as acquired:
+            yield acquired
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        """Put the messages this channel holds back on their queues (kombu does this
+        when the channel closes, e.g. after losing the broker connection), except
+        those of jobs still running: another worker would run them a second time.
+        Their entries stay unacked and heart-beaten while they run, and the
+        visibility sweep puts them back should this worker die."""
+        running = running_delivery_tags()
+        waiting = [tag for tag in self._delivered if tag not in running]
+        try:
+            with self.channel.conn_or_acquire(client) as client_:
+                for tag in waiting:
+                    self.restore_by_tag(tag, client=client_)
+        except Exception as exc:  # e.g. the connection is already gone
+            # Nothing is lost: the entries stay unacked, and with no heartbeat the
+            # visibility sweep of any worker puts them back on their queues.
+            log.warning(
+                "could not put %d held message(s) back now (%r); the visibility sweep will",
+                len(waiting),
+                exc,
+            )
+        self._delivered.clear()
+
+
+class Channel(kombu_redis.Channel):  # type: ignore[misc]
+    """kombu's Redis channel with atomic delivery and durable, deduplicated enqueues.
+
+    Consuming: kombu BRPOPs a message and only then records it as unacked, so a
+    worker crash or a Redis restart between the two loses the message. Here an
+    idle worker BRPOPs a queue's *ready* list (one signal per message) and then
+    takes the message with the ``DELIVER`` script, which records it as unacked in
+    the same step. While messages keep coming, the worker sends ``DELIVER``
+    straight away (one round trip per message, kombu needs two) and only blocks
+    again when the queues are empty. A missing signal delays a message by at most
+    ``brpop_timeout``: a wait that times out runs ``DELIVER`` anyway.
+
+    Publishing: task messages go through the ``ENQUEUE`` script (see the module
+    docstring); other messages (control replies) take kombu's path plus a signal.
+    """
+
+    QoS = QoS
     Message = Message
 
-    def _brpop_read(self, **options: Any) -> Any:
-        # kombu would let a garbage item crash the worker: it is already popped,
-        # so keep it for inspection, log it once, and carry on with the next one.
-        try:
-            return super()._brpop_read(**options)
-        except json.JSONDecodeError as exc:
-            self._dead_letter(exc.doc, f"not JSON: {exc}")
-        except MalformedMessageError as exc:
-            self._dead_letter(json.dumps(exc.payload, default=str), str(exc))
-        raise Empty()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # kombu creates the pool of plain connections on first use; its QoS writes
+        # go through DELIVER here, so the first use could come only when the
+        # channel closes, after the connection details are gone.
+        _ = self.pool
+        self.recorded_tags: set[str] = set()
+        self._no_ack_queues: set[str] = set()
+        self._sent: _SentCommand | None = None
+        self._more_expected = False
 
-    def _dead_letter(self, raw: str, reason: str) -> None:
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        no_ack = kwargs.get("no_ack", args[0] if args else False)
+        # A no-ack consumer (e.g. control replies) never acks: record nothing for it.
+        (self._no_ack_queues.add if no_ack else self._no_ack_queues.discard)(queue)
+        return super().basic_consume(queue, *args, **kwargs)
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        connection = self.client.connection
+        self._in_poll = connection
+        self._brpop_sent_at = time.monotonic()
+        if self._more_expected:
+            self._sent = _SentCommand("DELIVER", queues)
+            connection.send_command(
+                "EVALSHA", lua_scripts.DELIVER.sha, *self._deliver_arguments(queues, True)
+            )
+        else:
+            self._sent = _SentCommand("WAIT", queues)
+            wait_s = self.brpop_timeout if timeout is None else timeout
+            connection.send_command("BRPOP", *[keys.ready_key(q) for q in queues], wait_s or 0)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        sent, self._sent = self._sent, None
+        try:
+            if sent is None:  # nothing of ours was pending: let kombu read it
+                return bool(super()._brpop_read(**options))
+            try:
+                if sent.kind == "DELIVER":
+                    reply = self.client.parse_response(self.client.connection, "EVALSHA")
+                else:
+                    signal = self.client.parse_response(self.client.connection, "BRPOP")
+                    # A signal, or the wait timed out (a signal may have gone
+                    # missing): take a message now. After a signal, take no second
+                    # one, so every other message still wakes another idle worker.
+                    reply = self._deliver_now(sent.queues, take_signal=not signal)
+            except NoScriptError:
+                # Redis restarted without its script cache: load it, then go on.
+                self.client.script_load(lua_scripts.DELIVER.script)
+                raise Empty() from None
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            except redis.ResponseError as exc:
+                # Never let a server-side error stop the worker; the next wait retries.
+                log.error("taking the next message failed: %s", exc)
+                self._more_expected = False
+                raise Empty() from None
+            return self._handle_delivery(sent.queues, reply)
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _deliver_now(self, queues: list[str], take_signal: bool) -> Any:
+        arguments = self._deliver_arguments(queues, take_signal)
+        try:
+            return self.client.evalsha(lua_scripts.DELIVER.sha, *arguments)
+        except NoScriptError:
+            self.client.script_load(lua_scripts.DELIVER.script)
+            return self.client.evalsha(lua_scripts.DELIVER.sha, *arguments)
+
+    def _deliver_arguments(self, queues: list[str], take_signal: bool) -> list[Any]:
+        lists = [self._q_for_pri(q, pri) for pri in self.priority_steps for q in queues]
+        return [
+            3 + len(queues) + len(lists),
+            self.unacked_key,
+            self.unacked_index_key,
+            keys.DEAD_LETTERS_KEY,
+            *[keys.ready_key(q) for q in queues],
+            *lists,
+            len(queues),
+            1 if take_signal else 0,
+            time.time(),
+            keys.DEAD_LETTERS_KEEP,
+            *[0 if q in self._no_ack_queues else 1 for q in queues],
+        ]
+
+    def _handle_delivery(self, queues: list[str], reply: Any) -> bool:
+        if not reply:
+            self._more_expected = False
+            raise Empty()
+        self._more_expected = True
+        position, item, reason = reply
+        queue = queues[int(position) - 1]
+        self._queue_cycle.rotate(queue)
+        if item is None:
+            log.error(
+                "dropped an unreadable message from %s (%s); kept in %s",
+                queue,
+                as_text(reason),
+                keys.DEAD_LETTERS_KEY,
+            )
+            raise Empty()
+        # DELIVER checked that this is JSON with properties and a delivery tag.
+        payload = json.loads(as_text(item))
+        if queue not in self._no_ack_queues:
+            self.recorded_tags.add(payload["properties"]["delivery_tag"])
+        try:
+            self.connection._deliver(payload, queue)
+        except MalformedMessageError as exc:
+            self._set_aside(payload, str(exc))
+            raise Empty() from None
+        return True
+
+    def _set_aside(self, payload: dict[str, Any], reason: str) -> None:
+        """Dead-letter a message kombu could not build, and drop its unacked entry."""
+        tag = payload["properties"]["delivery_tag"]
+        self.recorded_tags.discard(tag)
         log.error("dropped an unreadable message (%s); kept in %s", reason, keys.DEAD_LETTERS_KEY)
-        entry = json.dumps({"raw": raw[:10_000], "reason": reason, "at": time.time()})
-        with self.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+        entry = json.dumps(
+            {"raw": json.dumps(payload)[:10_000], "reason": reason, "at": time.time()}
+        )
+        with self.conn_or_acquire() as client, client.pipeline() as pipe:
             pipe.lpush(keys.DEAD_LETTERS_KEY, entry)
             pipe.ltrim(keys.DEAD_LETTERS_KEY, 0, keys.DEAD_LETTERS_KEEP - 1)
+            pipe.zrem(self.unacked_index_key, tag)
+            pipe.hdel(self.unacked_key, tag)
             pipe.execute()
+
+    def _do_restore_message(
+        self, payload: Any, exchange: str, routing_key: str, pipe: Any, leftmost: bool = False
+    ) -> None:
+        super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
+        # Same transaction as the requeue: wake an idle worker for it.
+        for queue in self._lookup(exchange, routing_key):
+            pipe.lpush(keys.ready_key(queue), "1")
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         headers = message.get("headers") or {}
         if "task" not in headers or "id" not in headers:
+            batch = kwargs.get("_publish_batch")
             super()._put(queue, message, **kwargs)
+            if batch is not None:
+                batch.add("lpush", keys.ready_key(queue), "1")
+            else:
+                with self.conn_or_acquire() as client:
+                    client.lpush(keys.ready_key(queue), "1")
             return
         kwargs.pop("_publish_batch", None)  # our own collector batches instead
         call = self._enqueue_call(queue, message)
@@ -185,6 +402,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             keys.delayed_key(queue),
             keys.wake_key(queue),
             keys.active_key(queue),
+            keys.ready_key(queue),
         ]
         args = [
             kombu_redis.dumps(message),

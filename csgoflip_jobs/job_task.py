@@ -82,7 +82,8 @@ class JobTask(Task):  # type: ignore[misc]
         job = JobTry.from_request(self.request)
         if not self._mark_started(job):
             log.warning(
-                "job %s try %d was delivered again after it moved on; skipped",
+                "job %s try %d was delivered again after it finished, moved on or was "
+                "removed; skipped",
                 job.job_id,
                 job.attempt,
             )

@@ -35,7 +35,7 @@ def job_key(job_id: str) -> str:
 
 
 def queue_key(queue: str, suffix: str) -> str:
-    """Per-queue bookkeeping key: delayed, active, completed, failed, wake."""
+    """Per-queue bookkeeping key: delayed, active, completed, failed, wake, ready."""
     return f"{PREFIX}:queue:{queue}:{suffix}"
 
 
@@ -47,6 +47,16 @@ def delayed_key(queue: str) -> str:
 def wake_key(queue: str) -> str:
     """List a scheduler blocks on, pushed when a new delayed job arrives."""
     return queue_key(queue, "wake")
+
+
+def ready_key(queue: str) -> str:
+    """List of wake-up signals, one pushed per message put on the queue's lists.
+
+    Idle workers block on it (BRPOP) instead of on the messages themselves, then
+    take the message with the ``DELIVER`` script, which records it as unacked in
+    the same atomic step (see :mod:`csgoflip_jobs.broker_transport`).
+    """
+    return queue_key(queue, "ready")
 
 
 def active_key(queue: str) -> str:
@@ -221,6 +231,7 @@ DEAD_LETTERS_KEEP = 1000
 
 # --- kombu's own keys (Redis transport defaults) ---------------------------------
 KOMBU_PRIORITY_SEP = "\x06\x16"
+KOMBU_UNACKED_KEY = "unacked"
 KOMBU_UNACKED_INDEX_KEY = "unacked_index"
 
 # --- worker timing -----------------------------------------------------------------

@@ -32,6 +32,7 @@ def _load(name: str) -> Script:
 
 ENQUEUE = _load("enqueue")
 PROMOTE = _load("promote")
+DELIVER = _load("deliver")
 START = _load("start")
 FINISH = _load("finish")
 REMOVE_FINISHED = _load("remove_finished")
@@ -64,7 +65,7 @@ def run_pipeline(client: redis.Redis, calls: list[PipelineCall]) -> list[Any]:
     replies = _execute(client, calls)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
-        for script in (ENQUEUE, PROMOTE, START, FINISH):
+        for script in (ENQUEUE, PROMOTE, DELIVER, START, FINISH):
             client.script_load(script.script)
         for index, reply in zip(
             missing, _execute(client, [calls[i] for i in missing]), strict=True

@@ -22,6 +22,7 @@ import redis
 from celery import bootsteps
 
 from . import keys, lua_scripts
+from .broker_transport import running_delivery_tags
 from .errors import UnsafeBrokerError
 from .redis_connection import make_client
 from .settings import Settings, get_settings
@@ -71,7 +72,7 @@ class JobKeeperThread(threading.Thread):
         for queue in self._queues:
             while True:
                 moved, next_in_ms = lua_scripts.PROMOTE(
-                    keys=[keys.delayed_key(queue), keys.wake_key(queue)],
+                    keys=[keys.delayed_key(queue), keys.wake_key(queue), keys.ready_key(queue)],
                     args=[keys.JOB_KEY_PREFIX, keys.SCHEDULER_BATCH],
                     client=self._client,
                 )
@@ -89,7 +90,8 @@ class JobKeeperThread(threading.Thread):
             return
         self._next_heartbeat = now + self._heartbeat_s
         # list() copies the dict in one step under the GIL while kombu mutates it.
-        tags = list(self._qos._delivered)
+        # Running jobs count too: after a reconnect they belong to no channel.
+        tags = {*list(self._qos._delivered), *running_delivery_tags()}
         if tags:
             # XX: never resurrect an entry that was acked meanwhile.
             self._client.zadd(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from typing import Any
 
 from csgoflip_jobs import UnrecoverableError, app
@@ -15,6 +16,17 @@ from csgoflip_jobs.redis_connection import broker_client
 
 RUNS_KEY = "test:runs"
 """List of JSON records, one per try that started: job id, name, data, attempt, time."""
+
+RUN_IDS_KEY = "test:run-ids"
+"""Set of the ids of the records in RUNS_KEY, so a record is pushed once per try."""
+
+# redis-py re-sends a command whose reply was lost (e.g. Redis shut down after
+# running it): a plain RPUSH could then record one try twice.
+_RECORD_ONCE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+end
+"""
 
 
 def _record(task: Any, **extra: Any) -> None:
@@ -25,9 +37,11 @@ def _record(task: Any, **extra: Any) -> None:
         "attempt": header.get("attempt", 1),
         "at": time.time(),
         "pid": os.getpid(),
+        "run": uuid.uuid4().hex,
         **extra,
     }
-    broker_client().rpush(RUNS_KEY, json.dumps(entry))
+    client = broker_client()
+    client.eval(_RECORD_ONCE, 2, RUNS_KEY, RUN_IDS_KEY, entry["run"], json.dumps(entry))
 
 
 @app.task(name="test-record", bind=True)

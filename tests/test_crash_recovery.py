@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
-from csgoflip_jobs import JobQueue
+from csgoflip_jobs import JobQueue, keys
 from tests.polling import wait_for_state, wait_until
 from tests.workers import WorkerProcess
 
@@ -62,3 +63,52 @@ def test_sigterm_lets_the_running_job_finish(
     worker.stop(timeout=20)
     assert worker.process.returncode == 0
     assert queue.get_job(job_id).state == "completed"  # type: ignore[union-attr]
+
+
+def test_a_redelivered_message_of_a_finished_and_trimmed_job_does_not_run_again(
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
+    redis_client: redis.Redis,
+) -> None:
+    """A message can come back after its job finished (e.g. its ack was lost in a Redis
+    restart and the visibility sweep put it back). By then retention may have
+    deleted the job's record; the missing record must not read as "never ran"."""
+    queue = JobQueue("notification")
+    job_id = queue.add("test-record", {"n": 1}, remove_on_complete=True)
+    message = redis_client.lindex("notification", 0)
+    assert message is not None
+    worker = workers(queues="notification", concurrency=1)
+    wait_until(lambda: len(runs()) == 1 and queue.get_job(job_id) is None, 10)
+
+    redis_client.lpush("notification", message)  # the same delivery, back on its queue
+    redis_client.lpush(keys.ready_key("notification"), "1")
+    skipped = f"job {job_id} try 1 was delivered again after it finished"
+    wait_until(lambda: skipped in worker.log(), 10)
+    assert len(runs()) == 1
+    assert redis_client.llen("notification") == 0
+    assert redis_client.hlen(keys.KOMBU_UNACKED_KEY) == 0
+
+
+def test_a_job_running_when_the_broker_connection_drops_runs_once_and_is_acked(
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
+    redis_client: redis.Redis,
+) -> None:
+    """Celery keeps a running job going when its broker connection drops and kombu
+    puts the messages the channel held back on the queue: an idle worker must not
+    pick up the running one, and its ack must land on the new connection."""
+    # Two processes: while one runs the job, the consumer waits for more on its
+    # connection, so it sees the drop at once (Celery then closes the channel).
+    first = workers(name="first", queues="payment", concurrency=2)
+    queue = JobQueue("payment")
+    job_id = queue.add("test-sleep", {"seconds": 4})
+    wait_until(lambda: runs(), 10)
+    workers(name="idle", queues="payment", concurrency=1)
+    # Drop every plain client connection (the workers' consumers among them).
+    redis_client.client_kill_filter(_type="normal", skipme=True)
+    wait_for_state(queue, job_id, "completed", 20)
+    wait_until(lambda: redis_client.hlen(keys.KOMBU_UNACKED_KEY) == 0, 15)
+    assert [r["phase"] for r in runs()] == ["start", "end"]
+    assert "Connection to broker lost" in first.log()
+    time.sleep(2)  # a second run would have started by now
+    assert len(runs()) == 2

@@ -1,7 +1,7 @@
--- KEYS: job hash, target list, delayed zset, wake list, active set
+-- KEYS: job hash, target list, delayed zset, wake list, active set, ready list
 -- ARGV: payload, delay ms, is_retry (1/0), job id, then field/value pairs for the job hash
 -- Returns 1 when queued, 0 when a job with this id already exists (dedupe).
-local job, list, delayed, wake, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local job, list, delayed, wake, active, ready = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local payload, delay, retry, id = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 if not retry and redis.call('EXISTS', job) == 1 then
   return 0
@@ -26,5 +26,6 @@ if delay > 0 then
 else
   redis.call('HSET', job, 'state', 'waiting')
   redis.call('LPUSH', list, payload)
+  redis.call('LPUSH', ready, '1')
 end
 return 1

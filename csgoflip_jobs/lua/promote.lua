@@ -1,4 +1,4 @@
--- KEYS: delayed zset, wake list
+-- KEYS: delayed zset, wake list, ready list
 -- ARGV: job key prefix, batch size
 -- Moves every due job's message onto its list; returns {moved, ms until the next is due or -1}.
 local t = redis.call('TIME')
@@ -9,6 +9,7 @@ for _, id in ipairs(ids) do
   local found = redis.call('HMGET', job, 'msg', 'msg_list')
   if found[1] then
     redis.call('LPUSH', found[2], found[1])
+    redis.call('LPUSH', KEYS[3], '1')
     redis.call('HDEL', job, 'msg', 'msg_list', 'due')
     redis.call('HSET', job, 'state', 'waiting')
   end

@@ -1,8 +1,13 @@
 -- KEYS: job hash, active set
 -- ARGV: job id, attempt (1-based), task name, queue
 -- Returns 1 to run the job, 0 when this delivery is stale: the job already
--- finished, or a later try of it is already scheduled.
+-- finished, a later try of it is already scheduled, or its record is gone
+-- (every enqueue writes one; it goes when retention trims the finished job, or
+-- when the job is removed).
 local state, attempt = unpack(redis.call('HMGET', KEYS[1], 'state', 'attempt'))
+if not state then
+  return 0
+end
 if state == 'completed' or state == 'failed' then
   return 0
 end

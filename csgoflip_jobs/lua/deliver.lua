@@ -1,0 +1,52 @@
+-- Takes the next message of the queues a worker consumes and records it as
+-- unacked in the same atomic step, so neither a worker crash nor a Redis
+-- restart between the pop and the bookkeeping can lose it (kombu's own
+-- BRPOP-then-HSET can).
+-- KEYS: unacked hash, unacked index zset, dead-letter list, then n ready lists
+--       (one per queue), then the queues' priority lists in pop order
+--       (level-major: each level, each queue in turn)
+-- ARGV: n, take_signal (1: also take one ready signal of the queue served),
+--       now (unix seconds, the worker's clock, as kombu's visibility sweep uses),
+--       dead letters kept, then n flags (1: record as unacked; 0: a no-ack queue)
+-- Returns {queue index (1-based), message, ''} for a message;
+--         {queue index, false, reason} for an item moved to the dead letters;
+--         false when every list is empty (their ready signals are then stale: dropped).
+local n = tonumber(ARGV[1])
+local first_list = 4 + n
+for i = first_list, #KEYS do
+  local item = redis.call('RPOP', KEYS[i])
+  if item then
+    local q = (i - first_list) % n + 1
+    if ARGV[2] == '1' then
+      redis.call('RPOP', KEYS[3 + q])
+    end
+    local ok, message = pcall(cjson.decode, item)
+    local props = ok and type(message) == 'table' and message['properties']
+    local info = type(props) == 'table' and props['delivery_info']
+    local tag = type(props) == 'table' and props['delivery_tag']
+    if type(info) ~= 'table' or type(tag) ~= 'string' then
+      local reason = ok and 'not a kombu message' or 'not JSON'
+      local t = redis.call('TIME')
+      -- Bytes 0x80-0xff are written as the text \xNN: the entry stays valid JSON
+      -- whatever the item held.
+      local raw = string.gsub(string.sub(item, 1, 10000), '[\128-\255]', function(c)
+        return string.format('\\x%02x', string.byte(c))
+      end)
+      redis.call('LPUSH', KEYS[3], cjson.encode({raw = raw, reason = reason, at = tonumber(t[1])}))
+      redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+      return {q, false, reason}
+    end
+    if ARGV[4 + q] == '1' then
+      -- kombu's own unacked entry: [message, exchange, routing key]; the message
+      -- is copied verbatim (re-encoding could turn an empty list into {}).
+      redis.call('ZADD', KEYS[2], ARGV[3], tag)
+      redis.call('HSET', KEYS[1], tag, '[' .. item .. ',' .. cjson.encode(info['exchange'] or '')
+                 .. ',' .. cjson.encode(info['routing_key'] or '') .. ']')
+    end
+    return {q, item, ''}
+  end
+end
+for i = 4, 3 + n do
+  redis.call('DEL', KEYS[i])
+end
+return false
