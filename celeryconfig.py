@@ -40,7 +40,11 @@ broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
 
 result_backend = "csgoflip_jobs.result_store:RetainingRedisBackend+" + _settings.broker_url
-result_backend_transport_options = {"retry_policy": {"timeout": _settings.redis_command_timeout_s}}
+# A finished job's outcome is worth waiting for: storing it is retried through a
+# Redis outage of up to a minute (1 s apart), while the job's message stays held.
+result_backend_transport_options = {
+    "retry_policy": {"timeout": keys.RESULT_STORE_RETRY_S, "max_retries": None}
+}
 redis_socket_connect_timeout = _settings.redis_connect_timeout_s
 redis_socket_timeout = _settings.redis_command_timeout_s
 redis_socket_keepalive = True

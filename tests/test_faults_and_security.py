@@ -96,6 +96,9 @@ def forget_settings() -> None:
     broker_client.cache_clear()
     get_settings.cache_clear()
     kombu.pools.reset()
+    # The package's app holds on to the pools just closed: let it take new ones.
+    default_app._pool = None
+    default_app.amqp._producer_pool = None
 
 
 @pytest.fixture
