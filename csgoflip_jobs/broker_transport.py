@@ -57,6 +57,19 @@ class PendingEnqueues:
 
     calls: list[Callable[[redis.client.Pipeline], None]] = field(default_factory=list)
     enqueue_positions: list[int] = field(default_factory=list)
+    last_task: tuple[Channel, str, dict[str, Any]] | None = None
+    """The channel, queue and message of the last task message published."""
+    last_event: tuple[list[str], dict[str, Any]] | None = None
+    """The topics and message of the last event published (Celery's task-sent)."""
+
+    def add_enqueue(self, call: Callable[[redis.client.Pipeline], None]) -> None:
+        """Collect one job's ENQUEUE call."""
+        self.enqueue_positions.append(len(self.calls))
+        self.calls.append(call)
+
+    def add_publish(self, topic: str, payload: str) -> None:
+        """Collect one PUBLISH (an event)."""
+        self.calls.append(_publisher(topic, payload))
 
     def run(self, client: redis.Redis) -> list[bool]:
         """Send every collected call in one round trip; True per job actually enqueued."""
@@ -81,21 +94,27 @@ def collect_enqueues() -> Iterator[PendingEnqueues]:
 def job_fields(message: dict[str, Any], queue: str) -> list[str]:
     """Flattened field/value pairs of a new job's record, read off a Celery message."""
     headers = message["headers"]
-    options = headers.get(JOB_HEADER) or {}
     args, kwargs = _decode_body(message)
     data = kwargs if not args else {"args": args, **kwargs}
-    record = {
-        "name": headers["task"],
-        "queue": queue,
-        "data": json.dumps(data),
-        "opts": json.dumps(options.get("opts", {})),
-        "attempt": "1",
-    }
+    job_header = headers.get(JOB_HEADER) or {}
+    return record_fields(headers["task"], queue, json.dumps(data), options_fields(job_header))
+
+
+def record_fields(name: str, queue: str, data_json: str, options: list[str]) -> list[str]:
+    """Flattened field/value pairs of a new job's record (``options`` from
+    :func:`options_fields`)."""
+    return ["name", name, "queue", queue, "data", data_json, "attempt", "1", *options]
+
+
+def options_fields(job_header: dict[str, Any]) -> list[str]:
+    """The record's field/value pairs for a job's options (the same for equal options)."""
+    opts = job_header.get("opts", {})
+    fields = ["opts", json.dumps(opts)]
     for option in ("remove_on_complete", "remove_on_fail"):
-        value = options.get("opts", {}).get(option)
+        value = opts.get(option)
         if value is not None:
-            record[option] = json.dumps(value)
-    return [item for pair in record.items() for item in pair]
+            fields += [option, json.dumps(value)]
+    return fields
 
 
 def _decode_body(message: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -365,11 +384,11 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                     client.lpush(keys.ready_key(queue), "1")
             return
         kwargs.pop("_publish_batch", None)  # our own collector batches instead
-        call = self._enqueue_call(queue, message)
+        call = self.enqueue_call(queue, message)
         pending = _collecting.get()
         if pending is not None:
-            pending.enqueue_positions.append(len(pending.calls))
-            pending.calls.append(call)
+            pending.add_enqueue(call)
+            pending.last_task = (self, queue, message)
             return
         with self.conn_or_acquire() as client:
             if not lua_scripts.run_pipeline(client, [call])[0]:
@@ -385,16 +404,26 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         payload = kombu_redis.dumps(message)
         topics = self._get_publish_topics(exchange, routing_key)
         for topic in topics:
-            pending.calls.append(_publisher(topic, payload))
+            pending.add_publish(topic, payload)
+        pending.last_event = (topics, message)
 
-    def _enqueue_call(self, queue: str, message: dict[str, Any]) -> Callable[[Any], None]:
+    def enqueue_call(
+        self,
+        queue: str,
+        message: dict[str, Any],
+        fields: list[str] | None = None,
+        payload: str | None = None,
+    ) -> Callable[[Any], None]:
+        """The ENQUEUE call for a task message. A caller that has them already may pass
+        the new job's record ``fields`` and the message as JSON (``payload``)."""
         headers = message["headers"]
         options = headers.get(JOB_HEADER) or {}
         job_id = str(headers["id"])
         is_retry = bool(options.get("retry"))
-        fields = (
-            ["attempt", str(options.get("attempt", 1))] if is_retry else job_fields(message, queue)
-        )
+        if is_retry:
+            fields = ["attempt", str(options.get("attempt", 1))]
+        elif fields is None:
+            fields = job_fields(message, queue)
         list_key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
         keys_ = [
             keys.job_key(job_id),
@@ -405,7 +434,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             keys.ready_key(queue),
         ]
         args = [
-            kombu_redis.dumps(message),
+            kombu_redis.dumps(message) if payload is None else payload,
             int(options.get("delay") or 0),
             1 if is_retry else 0,
             job_id,

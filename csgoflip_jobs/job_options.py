@@ -118,19 +118,21 @@ def parse_options(
     )
 
 
-def encode_data(data: object, max_bytes: int) -> dict[str, Any]:
-    """Check job data is a JSON object within ``max_bytes``; return it as a dict."""
+def encode_data(data: object, max_bytes: int) -> tuple[dict[str, Any], str]:
+    """Check job data is a JSON object within ``max_bytes``; return it as a dict and
+    as JSON text."""
     if data is None:
-        return {}
+        return {}, "{}"
     if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
         raise JobOptionsError("job data must be a JSON object (a dict with str keys)")
     try:
-        size = len(json.dumps(data).encode())
+        text = json.dumps(data)
     except (TypeError, ValueError) as exc:
         raise JobOptionsError(f"job data is not JSON-serialisable: {exc}") from None
+    size = len(text.encode())
     if size > max_bytes:
         raise JobOptionsError(f"job data is {size} bytes; the limit is {max_bytes} (JOB_MAX_BYTES)")
-    return dict(data)
+    return dict(data), text
 
 
 def _is_int(value: object) -> bool:

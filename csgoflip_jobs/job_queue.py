@@ -21,11 +21,15 @@ from kombu.utils.uuid import uuid
 
 from . import keys, lua_scripts
 from .broker_transport import JOB_HEADER, collect_enqueues
+from .bulk_messages import TaskMessageTemplate
 from .errors import JobOptionsError
 from .job_options import JobOptions, encode_data, parse_options
 from .job_task import JobTask
 from .redis_connection import as_text, broker_client, broker_errors
 from .settings import QUEUE_NAMES, get_settings
+
+CheckedJob = tuple[str, dict[str, Any], str, JobOptions]
+"""A job ready to send: task name, data, data as JSON, options."""
 
 _OPTION_NAMES = frozenset(
     {"delay", "priority", "attempts", "backoff", "remove_on_complete", "remove_on_fail", "job_id"}
@@ -149,40 +153,48 @@ class JobQueue:
         with broker_errors(self._app.conf.broker_url):
             return self._publish(checked)
 
-    def _publish(self, checked: list[tuple[str, dict[str, Any], JobOptions]]) -> list[str]:
+    def _publish(self, checked: list[CheckedJob]) -> list[str]:
         ids: list[str] = []
+        # Celery builds the first message of each task and priority; the rest are
+        # stamped from it (see csgoflip_jobs.bulk_messages).
+        templates: dict[tuple[str, int], TaskMessageTemplate] = {}
         with collect_enqueues() as pending, self._app.producer_or_acquire() as producer:
-            for name, data, opts in checked:
+            for name, data, data_json, opts in checked:
                 job_id = opts.job_id or uuid()
-                self._app.send_task(
-                    name,
-                    kwargs=data,
-                    task_id=job_id,
-                    queue=self.name,
-                    producer=producer,
-                    priority=opts.priority_level,
-                    headers={JOB_HEADER: opts.header()},
-                )
+                template = templates.get((name, opts.priority_level))
+                if template is not None:
+                    template.stamp(pending, job_id, data, data_json, opts)
+                else:
+                    self._app.send_task(
+                        name,
+                        kwargs=data,
+                        task_id=job_id,
+                        queue=self.name,
+                        producer=producer,
+                        priority=opts.priority_level,
+                        headers={JOB_HEADER: opts.header()},
+                    )
+                    templates[(name, opts.priority_level)] = TaskMessageTemplate(pending)
                 ids.append(job_id)
         pending.run(self.client)
         return ids
 
     def _check(
         self, job_name: object, data: object, opts: JobOptions, max_bytes: int
-    ) -> tuple[str, dict[str, Any], JobOptions]:
+    ) -> CheckedJob:
         if not isinstance(job_name, str) or not job_name:
             raise JobOptionsError(f"job name must be a non-empty string, not {job_name!r}")
         _import_task_modules(self._app)
         if job_name not in self._app.tasks:
             raise JobOptionsError(f"no task is registered as {job_name!r}")
-        checked = encode_data(data, max_bytes)
+        checked, data_json = encode_data(data, max_bytes)
         task = self._app.tasks[job_name]
         if isinstance(task, JobTask):
             try:
                 task.check_data((), checked)
             except TypeError as exc:
                 raise JobOptionsError(f"bad data for {job_name!r}: {exc}") from None
-        return job_name, checked, opts
+        return job_name, checked, data_json, opts
 
     def get_job(self, job_id: str) -> Job | None:
         """The job with this id, in whatever state, or None when unknown or removed."""

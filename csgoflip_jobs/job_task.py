@@ -54,6 +54,10 @@ class JobTry:
         )
 
 
+_FITTING_NAMES_KEPT = 1000
+"""Most sets of data names remembered per task as fitting its signature."""
+
+
 class JobTask(Task):  # type: ignore[misc]
     """Celery task with BullMQ semantics; set as the app's ``task_cls``."""
 
@@ -67,9 +71,21 @@ class JobTask(Task):  # type: ignore[misc]
     def _run_signature(self) -> inspect.Signature:
         return inspect.signature(self.run)
 
+    @cached_property
+    def _fitting_names(self) -> set[frozenset[str]]:
+        return set()
+
     def check_data(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise TypeError when the task cannot be called with this data."""
-        self._run_signature.bind(*args, **kwargs)
+        if args:
+            self._run_signature.bind(*args, **kwargs)
+            return
+        # Whether keyword data fits depends only on its names: remember the good sets.
+        names = frozenset(kwargs)
+        if names not in self._fitting_names:
+            self._run_signature.bind(**kwargs)
+            if len(self._fitting_names) < _FITTING_NAMES_KEPT:
+                self._fitting_names.add(names)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.request.called_directly:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
-from csgoflip_jobs import JobOptionsError, JobQueue
+from csgoflip_jobs import JobOptionsError, JobQueue, keys
 from tests.polling import wait_for_state
 from tests.workers import WorkerProcess
 
@@ -143,3 +144,69 @@ def test_a_bad_job_in_a_bulk_enqueues_none_of_them(redis_client: redis.Redis) ->
 def test_unknown_queue_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown queue 'payments'"):
         JobQueue("payments")
+
+
+def _without_identity(message: dict[str, Any]) -> dict[str, Any]:
+    """A task message minus what differs for every message sent (ids, delivery tag)."""
+    headers = {k: v for k, v in message["headers"].items() if k not in ("id", "root_id")}
+    properties = {
+        k: v
+        for k, v in message["properties"].items()
+        if k not in ("correlation_id", "delivery_tag")
+    }
+    return {**message, "headers": headers, "properties": properties}
+
+
+def test_bulk_jobs_get_the_messages_and_records_celery_would_make(
+    redis_client: redis.Redis,
+) -> None:
+    """add_bulk lets Celery build the first message of each task and priority and
+    stamps the rest; a stamped message must equal one Celery builds for the same job."""
+    queue = JobQueue("email")
+    data = {"to": "ü@example.com", "n": [1, {"deep": None}], "quote": 'say "hi"'}
+    options = {"priority": 3, "attempts": 5, "backoff": 250, "remove_on_complete": 10}
+    single_id = queue.add("test-record", data, **options)  # type: ignore[arg-type]
+    bulk_ids = queue.add_bulk(
+        [
+            {"name": "test-record", "data": {"first": True}, "opts": options},
+            {"name": "test-record", "data": data, "opts": {**options, "job_id": "stamped-1"}},
+        ]
+    )
+    assert bulk_ids[1] == "stamped-1"
+    messages = {}
+    for raw in redis_client.lrange(keys.priority_list_key("email", 3), 0, -1):
+        message = json.loads(raw)
+        messages[message["headers"]["id"]] = message
+    single, stamped = messages[single_id], messages["stamped-1"]
+    assert stamped["headers"]["root_id"] == stamped["properties"]["correlation_id"] == "stamped-1"
+    assert stamped["properties"]["delivery_tag"] != single["properties"]["delivery_tag"]
+    assert _without_identity(stamped) == _without_identity(single)
+    # The records differ only in what is per job too.
+    records = [redis_client.hgetall(keys.job_key(job_id)) for job_id in (single_id, "stamped-1")]
+    for record in records:
+        record.pop(b"timestamp")
+    assert records[0] == records[1]
+    assert json.loads(records[1][b"data"]) == data
+
+
+def test_bulk_jobs_of_several_tasks_and_priorities_all_run(
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
+) -> None:
+    queue = JobQueue("notification")
+    jobs = [
+        {"name": name, "data": {"n": n}, "opts": {"priority": n % 3}}
+        for n in range(30)
+        for name in ("test-record", "test-flaky")
+    ]
+    for job in jobs:
+        if job["name"] == "test-flaky":
+            job["data"]["succeed_on"] = 1  # type: ignore[index]
+    ids = queue.add_bulk(jobs)
+    workers(queues="notification")
+    for job_id in ids:
+        wait_for_state(queue, job_id, "completed", 30)
+    assert sorted((r["name"], r["data"]["n"]) for r in runs()) == sorted(
+        (job["name"], job["data"]["n"])  # type: ignore[index]
+        for job in jobs
+    )
