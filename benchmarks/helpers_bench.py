@@ -32,6 +32,12 @@ TARGETS = {  # ratio to one GET round trip, from issue 3
 
 def main() -> None:
     url = os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
+    medians, ratios = measure(url)
+    print(json.dumps(report(medians, ratios)))
+
+
+def measure(url: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per operation and median ratio to a GET, per operation."""
     from csgoflip_jobs import CacheService, RateLimitService, RedlockService, SessionService
 
     # One connection for everything: the comparison is about the helpers, not pooling.
@@ -66,11 +72,11 @@ def main() -> None:
             spent = _time_per_op(operation)
             seconds[name].append(spent)
             ratios[name].append(spent / base)
-    _report(
+    _cleanup(client)
+    return (
         {name: statistics.median(values) for name, values in seconds.items()},
         {name: statistics.median(values) for name, values in ratios.items()},
     )
-    _cleanup(client)
 
 
 def _never_called() -> object:
@@ -84,7 +90,8 @@ def _time_per_op(operation: Callable[[], object]) -> float:
     return (time.perf_counter() - start) / OPS_PER_ROUND
 
 
-def _report(medians: dict[str, float], ratios: dict[str, float]) -> None:
+def report(medians: dict[str, float], ratios: dict[str, float]) -> dict[str, object]:
+    """Print the table; return the figures for the JSON line."""
     print(f"{'operation':<26}{'us/op':>9}{'x GET':>8}{'target':>9}  verdict")
     results = {}
     for name, seconds in medians.items():
@@ -98,16 +105,12 @@ def _report(medians: dict[str, float], ratios: dict[str, float]) -> None:
             "ratio_to_get": round(ratio, 3),
             "target": target,
         }
-    print(
-        json.dumps(
-            {
-                "benchmark": "helpers",
-                "rounds": ROUNDS,
-                "ops_per_round": OPS_PER_ROUND,
-                "results": results,
-            }
-        )
-    )
+    return {
+        "benchmark": "helpers",
+        "rounds": ROUNDS,
+        "ops_per_round": OPS_PER_ROUND,
+        "results": results,
+    }
 
 
 def _cleanup(client: redis.Redis) -> None:

@@ -15,6 +15,8 @@ table, then one line of JSON.
 * latency: enqueue to task start on an idle worker, p50 and p99.
 * memory: peak RSS of a worker; Redis used memory after 1,000 and after
   MEMORY_JOBS completed jobs (retention keeps it flat).
+* helpers: sessions, cache, rate limit and lock as ratios to one redis-py GET
+  (:mod:`benchmarks.helpers_bench`, on the same private server).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
+from benchmarks import helpers_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 N = int(os.environ.get("N", "10000"))
@@ -59,9 +63,13 @@ def main() -> None:
         results.update(enqueue_rates(client))
         results.update(latency(client))
         results.update(redis_memory(client))
+        client.flushdb()
+        helper_seconds, helper_ratios = helpers_bench.measure(server.url)
     finally:
         server.stop()
     report(results)
+    results["helpers"] = helpers_bench.report(helper_seconds, helper_ratios)["results"]
+    print(json.dumps({"benchmark": "throughput", **results}))
 
 
 def start_worker(app: str, queue: str, include: str | None = None) -> subprocess.Popen[bytes]:
@@ -268,7 +276,7 @@ def report(results: dict[str, Any]) -> None:
     print(f"N={N}, {CONCURRENCY} x {POOL}")
     for name, value, target in rows:
         print(f"{name:<36}{value:>12}   target {target}")
-    print(json.dumps({"benchmark": "throughput", **results}))
+    print()
 
 
 if __name__ == "__main__":
