@@ -75,7 +75,7 @@ task_publish_retry_policy = {
 
 task_acks_late = True
 task_reject_on_worker_lost = True
-worker_prefetch_multiplier = 1
+worker_prefetch_multiplier = _settings.worker_prefetch_multiplier
 
 worker_send_task_events = True
 task_send_sent_event = True

@@ -40,6 +40,8 @@ N = int(os.environ.get("N", "10000"))
 MEMORY_JOBS = int(os.environ.get("MEMORY_JOBS", "100000"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "2"))
 POOL = os.environ.get("POOL", "prefork")
+WORKER_ARGS = os.environ.get("WORKER_ARGS", "").split()
+"""Extra ``celery worker`` options for both workers, e.g. ``--prefetch-multiplier 4``."""
 LATENCY_SAMPLES = 200
 
 
@@ -90,6 +92,7 @@ def start_worker(app: str, queue: str, include: str | None = None) -> subprocess
         "warning",
         "--without-gossip",
         "--without-mingle",
+        *WORKER_ARGS,
     ]
     if include:
         command += ["-I", include]

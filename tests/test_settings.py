@@ -34,6 +34,7 @@ def settings_from(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
         ("APP_ENV", "prod"),
         ("JOB_MAX_BYTES", "-5"),
         ("VISIBILITY_TIMEOUT_S", "1"),
+        ("WORKER_PREFETCH_MULTIPLIER", "0"),
         ("REDIS_TLS_CA_FILE", "/no/such/ca.pem"),
     ],
 )
@@ -129,3 +130,22 @@ def test_worker_start_up_stops_with_one_clear_line() -> None:
         "csgoflip-jobs: configuration error: REDIS_PORT: Input should be a valid integer, "
         "unable to parse string as an integer (got 'abc')"
     ]
+
+
+def test_workers_take_the_prefetch_multiplier_from_the_environment() -> None:
+    def multiplier(**env: str) -> str:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import celeryconfig; print(celeryconfig.worker_prefetch_multiplier)",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, **env},
+        ).stdout.strip()
+
+    assert multiplier() == "1"
+    assert multiplier(WORKER_PREFETCH_MULTIPLIER="4") == "4"
