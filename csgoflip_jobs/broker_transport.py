@@ -53,9 +53,11 @@ JOB_HEADER = "bullmq"
 
 @dataclass
 class PendingEnqueues:
-    """Redis calls collected while publishing, to run in one pipeline."""
+    """Redis calls collected while publishing, sent in chunks as they come (see
+    :class:`~csgoflip_jobs.lua_scripts.StreamedPipeline`)."""
 
-    calls: list[Callable[[redis.client.Pipeline], None]] = field(default_factory=list)
+    pipeline: lua_scripts.StreamedPipeline
+    calls: int = 0
     enqueue_positions: list[int] = field(default_factory=list)
     last_task: tuple[Channel, str, dict[str, Any]] | None = None
     """The channel, queue and message of the last task message published."""
@@ -64,29 +66,42 @@ class PendingEnqueues:
 
     def add_enqueue(self, call: Callable[[redis.client.Pipeline], None]) -> None:
         """Collect one job's ENQUEUE call."""
-        self.enqueue_positions.append(len(self.calls))
-        self.calls.append(call)
+        self.enqueue_positions.append(self.calls)
+        self._add(call)
 
     def add_publish(self, topic: str, payload: str) -> None:
         """Collect one PUBLISH (an event)."""
-        self.calls.append(_publisher(topic, payload))
+        self._add(_publisher(topic, payload))
 
-    def run(self, client: redis.Redis) -> list[bool]:
-        """Send every collected call in one round trip; True per job actually enqueued."""
-        replies = lua_scripts.run_pipeline(client, self.calls)
+    def _add(self, call: Callable[[redis.client.Pipeline], None]) -> None:
+        self.calls += 1
+        self.pipeline.add(call)
+
+    def run(self) -> list[bool]:
+        """Send what is left and read every reply; True per job actually enqueued."""
+        replies = self.pipeline.finish()
         return [bool(replies[i]) for i in self.enqueue_positions]
 
 
 _collecting: ContextVar[PendingEnqueues | None] = ContextVar("csgoflip_collecting", default=None)
 
 
+STREAM_CHUNK_CALLS = 512
+"""Calls sent to Redis at a time while a bulk enqueue is still being built."""
+
+
 @contextmanager
-def collect_enqueues() -> Iterator[PendingEnqueues]:
-    """Within this block, publishing only records its Redis calls; run them afterwards."""
-    pending = PendingEnqueues()
+def collect_enqueues(client: redis.Redis) -> Iterator[PendingEnqueues]:
+    """Within this block, publishing sends its Redis calls on one connection of
+    ``client`` in chunks; call ``run()`` afterwards to send the rest and read the
+    replies. Leaving the block without ``run()`` drops the connection."""
+    pending = PendingEnqueues(lua_scripts.StreamedPipeline(client, STREAM_CHUNK_CALLS))
     token = _collecting.set(pending)
     try:
         yield pending
+    except BaseException:
+        pending.pipeline.abandon()
+        raise
     finally:
         _collecting.reset(token)
 

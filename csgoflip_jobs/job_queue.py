@@ -158,7 +158,7 @@ class JobQueue:
         # Celery builds the first message of each task and priority; the rest are
         # stamped from it (see csgoflip_jobs.bulk_messages).
         templates: dict[tuple[str, int], TaskMessageTemplate] = {}
-        with collect_enqueues() as pending, self._app.producer_or_acquire() as producer:
+        with collect_enqueues(self.client) as pending, self._app.producer_or_acquire() as producer:
             for name, data, data_json, opts in checked:
                 job_id = opts.job_id or uuid()
                 template = templates.get((name, opts.priority_level))
@@ -176,7 +176,7 @@ class JobQueue:
                     )
                     templates[(name, opts.priority_level)] = TaskMessageTemplate(pending)
                 ids.append(job_id)
-        pending.run(self.client)
+            pending.run()
         return ids
 
     def _check(

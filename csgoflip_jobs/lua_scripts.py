@@ -62,7 +62,71 @@ def queue_script(
 def run_pipeline(client: redis.Redis, calls: list[PipelineCall]) -> list[Any]:
     """Run ``calls`` in one round trip. On a server that lost its scripts (a restart),
     load them and re-run only the calls that failed with NOSCRIPT: they changed nothing."""
-    replies = _execute(client, calls)
+    return _finish(client, calls, _execute(client, calls))
+
+
+class StreamedPipeline:
+    """A pipeline whose commands go out in chunks while the caller is still adding
+    more, on one held connection; replies are read once, at :meth:`finish`.
+
+    Redis works through one chunk while the caller builds the next, instead of
+    idling until a whole bulk is built. NOSCRIPT is handled as in
+    :func:`run_pipeline`. Call :meth:`finish` or :meth:`abandon`.
+    """
+
+    def __init__(self, client: redis.Redis, chunk: int) -> None:
+        self._client = client
+        self._chunk = chunk
+        self._calls: list[PipelineCall] = []
+        self._sent = 0
+        self._connection: Any = None
+
+    def add(self, call: PipelineCall) -> None:
+        """Add one call; a full chunk is sent at once."""
+        self._calls.append(call)
+        if len(self._calls) - self._sent >= self._chunk:
+            self._send()
+
+    def finish(self) -> list[Any]:
+        """Send the rest, read every reply; the replies, or raise the first error."""
+        try:
+            if self._sent < len(self._calls):
+                self._send()
+            replies: list[Any] = []
+            for _ in range(self._sent):
+                try:
+                    replies.append(self._connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            self.abandon()
+            raise
+        self._release()
+        return _finish(self._client, self._calls, replies)
+
+    def abandon(self) -> None:
+        """Drop the connection (its unread replies with it)."""
+        if self._connection is not None:
+            self._connection.disconnect()
+            self._release()
+
+    def _send(self) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for call in self._calls[self._sent :]:
+            call(pipe)
+        commands = [args for args, _options in pipe.command_stack]
+        if self._connection is None:
+            self._connection = self._client.connection_pool.get_connection()
+        self._connection.send_packed_command(self._connection.pack_commands(commands))
+        self._sent = len(self._calls)
+
+    def _release(self) -> None:
+        if self._connection is not None:
+            self._client.connection_pool.release(self._connection)
+            self._connection = None
+
+
+def _finish(client: redis.Redis, calls: list[PipelineCall], replies: list[Any]) -> list[Any]:
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         for script in (ENQUEUE, PROMOTE, DELIVER, START, FINISH):

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobOptionsError, JobQueue, keys
+from csgoflip_jobs.broker_transport import STREAM_CHUNK_CALLS
 from tests.polling import wait_for_state
 from tests.workers import WorkerProcess
 
@@ -60,6 +61,23 @@ def test_enqueue_works_after_redis_lost_its_scripts(redis_client: redis.Redis) -
     redis_client.script_flush()  # what a Redis restart does
     queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in (1, 2)])
     assert queue.get_job_counts()["waiting"] == 3
+
+
+def test_a_bulk_sent_in_several_chunks_stores_each_job_once(redis_client: redis.Redis) -> None:
+    """add_bulk sends its commands in chunks while it builds the rest; after a script
+    flush every chunk's NOSCRIPT calls are re-run, and nothing is stored twice."""
+    queue = JobQueue("email")
+    queue.add("test-record", {"n": -1})
+    redis_client.script_flush()
+    count = 3 * STREAM_CHUNK_CALLS + 7
+    jobs = [{"name": "test-record", "data": {"n": n}} for n in range(count)]
+    jobs[5]["opts"] = {"job_id": "twice"}
+    jobs[count - 1]["opts"] = {"job_id": "twice"}  # refused: the id is taken
+    ids = queue.add_bulk(jobs)
+    assert len(set(ids)) == count - 1
+    assert queue.get_job_counts()["waiting"] == count  # the -1 job and count - 1 new ones
+    assert queue.get_job("twice").data == {"n": 5}  # type: ignore[union-attr]
+    assert redis_client.llen("email") == count
 
 
 def test_job_records_show_data_options_and_state(redis_client: redis.Redis) -> None:
