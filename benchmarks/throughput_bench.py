@@ -40,6 +40,8 @@ N = int(os.environ.get("N", "10000"))
 MEMORY_JOBS = int(os.environ.get("MEMORY_JOBS", "100000"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "2"))
 POOL = os.environ.get("POOL", "prefork")
+WORKERS = int(os.environ.get("WORKERS", "1"))
+"""Worker processes for the throughput runs (each with CONCURRENCY of POOL)."""
 WORKER_ARGS = os.environ.get("WORKER_ARGS", "").split()
 """Extra ``celery worker`` options for both workers, e.g. ``--prefetch-multiplier 4``."""
 LATENCY_SAMPLES = 200
@@ -53,7 +55,13 @@ def main() -> None:
     import benchmarks.tasks  # noqa: F401 - registers the benchmark tasks (after REDIS_URL)
 
     client = redis.Redis.from_url(server.url)
-    results: dict[str, Any] = {"n": N, "concurrency": CONCURRENCY, "pool": POOL}
+    results: dict[str, Any] = {
+        "n": N,
+        "workers": WORKERS,
+        "concurrency": CONCURRENCY,
+        "pool": POOL,
+        "worker_args": WORKER_ARGS,
+    }
     try:
         results["bare_celery_jobs_per_s"] = bare_celery_throughput(client)
         platform_rate, worker_rss_kb = platform_throughput(client)
@@ -137,11 +145,12 @@ def bare_celery_throughput(client: redis.Redis) -> float:
     client.flushdb()
     for n in range(N):
         noop.delay(n)
-    worker = start_worker("benchmarks.bare_celery", "bare")
+    workers = [start_worker("benchmarks.bare_celery", "bare") for _ in range(WORKERS)]
     try:
         elapsed = wait_done(client, N)
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
     return round(N / elapsed, 1)
 
 
@@ -154,12 +163,15 @@ def platform_throughput(client: redis.Redis) -> tuple[float, int]:
         queue.add_bulk(
             [{"name": "bench-noop", "data": {"n": n}} for n in range(start, min(N, start + 1000))]
         )
-    worker = start_worker("csgoflip_jobs", "notification", "benchmarks.tasks")
+    workers = [
+        start_worker("csgoflip_jobs", "notification", "benchmarks.tasks") for _ in range(WORKERS)
+    ]
     try:
         elapsed = wait_done(client, N)
-        rss = peak_rss_kb(worker.pid)
+        rss = max(peak_rss_kb(worker.pid) for worker in workers)
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
     return round(N / elapsed, 1), rss
 
 
@@ -276,7 +288,7 @@ def report(results: dict[str, Any]) -> None:
         ("worker peak RSS, MB", results["worker_peak_rss_mb"], "-"),
         (f"Redis memory {MEMORY_JOBS} / 1000 jobs", results["redis_memory_growth"], "<= 1.10"),
     ]
-    print(f"N={N}, {CONCURRENCY} x {POOL}")
+    print(f"N={N}, {WORKERS} worker(s) of {CONCURRENCY} x {POOL} {' '.join(WORKER_ARGS)}")
     for name, value, target in rows:
         print(f"{name:<36}{value:>12}   target {target}")
     print()
