@@ -7,15 +7,15 @@ script, which in the same atomic step
 
 * writes the job's record (name, queue, data, options) when it is new, and
   refuses a ``job_id`` that already exists;
-* either LPUSHes the document, or, for a delayed job, parks it in Redis in a
-  sorted set scored by its due time. Workers move due jobs to their list with
-  the ``PROMOTE`` script (see :mod:`csgoflip_jobs.worker_steps`), so a delayed
-  job survives every worker being killed and is delivered exactly once.
+* either LPUSHes the document and one wake-up signal onto the queue's *ready*
+  list, or, for a delayed job, parks it in Redis in a sorted set scored by its
+  due time. Workers move due jobs to their list with the ``PROMOTE`` script
+  (see :mod:`csgoflip_jobs.worker_steps`), so a delayed job survives every
+  worker being killed and is delivered exactly once.
 
-and, besides, pushes one signal onto the queue's *ready* list. Consuming takes a
-message and records it as unacked in one atomic step (the ``DELIVER`` script,
-see :class:`Channel`), so no message is ever held only in a worker's memory.
-Acks, rejects and visibility-timeout redelivery are kombu's own.
+Consuming takes a message and records it as unacked in one atomic step (the
+``DELIVER`` script, see :class:`Channel`), so no message is ever held only in a
+worker's memory. Acks, rejects and visibility-timeout redelivery are kombu's own.
 
 :func:`use_for_redis_urls` installs it for ``redis://`` URLs (the Celery app does).
 Messages that are not Celery tasks (control replies) take kombu's path, plus a
@@ -250,9 +250,10 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # kombu creates the pool of plain connections on first use; its QoS writes
-        # go through DELIVER here, so the first use could come only when the
-        # channel closes, after the connection details are gone.
+        # kombu creates its pool of plain connections on first use, normally the
+        # first unacked write. DELIVER makes those writes here, so the first use
+        # could come only as the channel closes, after kombu has dropped the
+        # connection details: create the pool now.
         _ = self.pool
         self.recorded_tags: set[str] = set()
         self._no_ack_queues: set[str] = set()
