@@ -40,6 +40,7 @@ from csgoflip_jobs.errors import (
 from csgoflip_jobs.readiness import run_checks
 from csgoflip_jobs.redis_connection import broker_client, make_client
 from csgoflip_jobs.settings import get_settings
+from tests.flower_process import running_flower
 from tests.jobs import RUNS_KEY
 from tests.polling import wait_until
 from tests.redis_servers import RedisServer, free_port, make_tls_files, start_redis
@@ -396,27 +397,8 @@ def test_flower_answers_only_the_right_credentials(
     tmp_path: Path, servers: Callable[..., RedisServer]
 ) -> None:
     server = servers()
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": server.url, "FLOWER_USER": "ops", "FLOWER_PASSWORD": PASSWORD}
-    with (tmp_path / "flower.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "csgoflip_jobs.cli", "flower", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        def healthy() -> bool:  # Flower leaves /healthcheck open, by design
-            try:
-                return httpx.get(f"{base}/healthcheck", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 30, interval=0.2)
+    env = {"REDIS_URL": server.url, "FLOWER_USER": "ops", "FLOWER_PASSWORD": PASSWORD}
+    with running_flower(tmp_path / "flower.log", env) as base:
         for path in ("/", "/workers", "/tasks", "/broker", "/api/workers", "/api/tasks"):
             anonymous = httpx.get(base + path, timeout=10)
             assert anonymous.status_code == 401, path
@@ -434,6 +416,3 @@ def test_flower_answers_only_the_right_credentials(
             assert httpx.post(base + path, timeout=10).status_code == 401, path
             wrong = httpx.post(base + path, auth=("ops", WRONG_PASSWORD), timeout=10)
             assert wrong.status_code == 401, path
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import redis
 
 from csgoflip_jobs import JobQueue
 from tests.browser import chromium, screenshot_path
-from tests.redis_servers import free_port
+from tests.flower_process import running_flower
 from tests.workers import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,27 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def flower(tmp_path: Path, redis_client: redis.Redis) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "flower.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "csgoflip_jobs.cli", "flower", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-        env=dict(os.environ),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield url
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    with running_flower(tmp_path / "flower.log") as url:
+        yield url
 
 
 def test_flower_shows_the_worker_online_and_the_queues_with_depths(
