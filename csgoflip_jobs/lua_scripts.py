@@ -115,9 +115,14 @@ class StreamedPipeline:
         for call in self._calls[self._sent :]:
             call(pipe)
         commands = [args for args, _options in pipe.command_stack]
-        if self._connection is None:
+        first = self._connection is None
+        if first:
             self._connection = self._client.connection_pool.get_connection()
-        self._connection.send_packed_command(self._connection.pack_commands(commands))
+        # A health check PINGs and reads the next reply: only before the first chunk,
+        # while no reply is pending (a long bulk could otherwise trigger one mid-way).
+        self._connection.send_packed_command(
+            self._connection.pack_commands(commands), check_health=first
+        )
         self._sent = len(self._calls)
 
     def _release(self) -> None:

@@ -80,6 +80,20 @@ def test_a_bulk_sent_in_several_chunks_stores_each_job_once(redis_client: redis.
     assert redis_client.llen("email") == count
 
 
+def test_a_streamed_bulk_survives_health_checks_falling_due_mid_way(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A health check PINGs and reads the next reply; one falling due between two
+    chunks, while replies are pending, would read a job's reply instead."""
+    client = redis.Redis.from_url(redis_url, health_check_interval=1e-6)  # always due
+    queue = JobQueue("email", client=client)
+    ids = queue.add_bulk(
+        [{"name": "test-record", "data": {"n": n}} for n in range(2 * STREAM_CHUNK_CALLS)]
+    )
+    assert len(set(ids)) == 2 * STREAM_CHUNK_CALLS
+    assert queue.get_job_counts()["waiting"] == 2 * STREAM_CHUNK_CALLS
+
+
 def test_job_records_show_data_options_and_state(redis_client: redis.Redis) -> None:
     queue = JobQueue("payment")
     job_id = queue.add(
