@@ -53,8 +53,8 @@ class RateLimitService:
         require_key("key", key)
         require_positive("limit", limit)
         require_positive("window_seconds", window_seconds)
-        count, ttl = lua_scripts.RATE_LIMIT_HIT(
-            keys=[keys.rate_limit_key(key)], args=[window_seconds], client=self.client
+        count, ttl = lua_scripts.run_script(
+            self.client, lua_scripts.RATE_LIMIT_HIT, [keys.rate_limit_key(key)], [window_seconds]
         )
         return int(count), int(ttl)
 

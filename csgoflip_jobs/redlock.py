@@ -256,7 +256,7 @@ class RedlockService:
     def _call(client: redis.Redis, script: Script, script_keys: list[str], args: list[Any]) -> Any:
         """Run a script on one master; a master that fails counts as a 'no'."""
         try:
-            return script(keys=script_keys, args=args, client=client)
+            return lua_scripts.run_script(client, script, script_keys, args)
         except redis.RedisError as exc:
             log.debug("lock master %s: %s", client, exc)
             return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import redis
@@ -90,10 +91,11 @@ class SessionService:
         if not isinstance(session_id, str) or not session_id:
             return None
         prefix, suffix = _user_set_affixes()
-        raw = lua_scripts.SESSION_VALIDATE(
-            keys=[keys.session_key(session_id)],
-            args=[self.ttl_s, prefix, suffix],
-            client=self.client,
+        raw = lua_scripts.run_script(
+            self.client,
+            lua_scripts.SESSION_VALIDATE,
+            [keys.session_key(session_id)],
+            [self.ttl_s, prefix, suffix],
         )
         return None if raw is None else Session.from_json(session_id, raw)
 
@@ -147,6 +149,7 @@ class SessionService:
         return int(removed), {as_text(m) for m in live}
 
 
+@cache
 def _user_set_affixes() -> tuple[str, str]:
     """``user:`` and ``:sessions``: the user-set key around an id, for the scripts."""
     prefix, suffix = keys.user_sessions_key("\0").split("\0")
