@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Ignore, Reject, Retry
 
@@ -96,7 +98,21 @@ class JobTask(Task):  # type: ignore[misc]
             # Data of the wrong shape can never succeed on a later try.
             raise UnrecoverableError(f"bad job data for {self.name}: {exc}") from None
         job = JobTry.from_request(self.request)
-        if not self._mark_started(job):
+        try:
+            started = self._mark_started(job)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # Redis failed before the job ran (down, restarting, loading its data):
+            # that is no try of the job. Hand the delivery back; should Redis not
+            # take it back either, the visibility sweep brings it back later.
+            log.warning(
+                "job %s try %d could not be marked started (%s); handed back",
+                job.job_id,
+                job.attempt,
+                exc,
+            )
+            time.sleep(keys.HAND_BACK_PAUSE_S)  # no tight loop against a failing Redis
+            raise Reject(exc, requeue=True) from exc
+        if not started:
             log.warning(
                 "job %s try %d was delivered again after it finished, moved on or was "
                 "removed; skipped",

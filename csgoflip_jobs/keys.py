@@ -242,6 +242,9 @@ HEARTBEAT_INTERVAL_S = 5.0
 UNACKED_RESTORE_INTERVAL_S = 5
 """How often a worker sweeps for jobs whose holder stopped heart-beating."""
 
+HAND_BACK_PAUSE_S = 1.0
+"""Pause before a worker hands back a job it could not mark started (Redis failing)."""
+
 RESULT_STORE_RETRY_S = 60.0
 """How long a worker keeps retrying to store a finished job's outcome while Redis is down."""
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, keys
+from tests.jobs import RUNS_KEY
 from tests.polling import wait_for_state, wait_until
-from tests.workers import WorkerProcess
+from tests.redis_servers import start_redis
+from tests.workers import WorkerProcess, start_worker
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
@@ -112,3 +120,39 @@ def test_a_job_running_when_the_broker_connection_drops_runs_once_and_is_acked(
     assert "Connection to broker lost" in first.log()
     time.sleep(2)  # a second run would have started by now
     assert len(runs()) == 2
+
+
+def test_a_job_whose_start_cannot_reach_redis_goes_back_and_runs_later(
+    tmp_path: Path,
+) -> None:
+    """Redis fails after a job was delivered but before it could be marked started (here:
+    no new connection is accepted, as while Redis restarts). The job never ran, so it
+    must not be recorded failed: its delivery goes back and it runs once Redis is fine."""
+    server = start_redis()
+    env = {
+        **os.environ,
+        "REDIS_URL": server.url,
+        "VISIBILITY_TIMEOUT_S": "5",
+        "REDIS_MAX_RETRIES": "1",
+        "REDIS_COMMAND_TIMEOUT_S": "2",
+    }
+    client = redis.Redis.from_url(server.url)
+    try:
+        worker = start_worker(tmp_path / "w.log", env=env, queues="email", concurrency=1)
+        # Due in 3 s: the worker's scheduler moves it onto the queue on a connection it
+        # already has, while the pool process, which has not run a job yet, must connect.
+        enqueue = "import tests.jobs; from csgoflip_jobs import JobQueue; " + (
+            "JobQueue('email').add('test-record', {'n': 1}, delay=3000, job_id='start-fails')"
+        )
+        subprocess.run([sys.executable, "-c", enqueue], check=True, cwd=ROOT, env=env, timeout=60)
+        client.config_set("maxclients", 1)  # open connections stay; new ones are refused
+        wait_until(lambda: "handed back" in worker.log(), 20)
+        assert client.hget(keys.job_key("start-fails"), "state") != b"failed"
+        client.config_set("maxclients", 10000)
+        wait_until(lambda: client.hget(keys.job_key("start-fails"), "state") == b"completed", 30)
+        time.sleep(1)  # a second run would show now
+        assert client.llen(RUNS_KEY) == 1
+    finally:
+        client.config_set("maxclients", 10000)
+        worker.kill()
+        server.stop()
