@@ -34,10 +34,17 @@ class JobKeeperThread(threading.Thread):
     """Promotes due delayed jobs and heart-beats held messages until stopped."""
 
     def __init__(
-        self, client: redis.Redis, queues: list[str], qos: Any, visibility_timeout_s: float
+        self,
+        client: redis.Redis,
+        queues: list[str],
+        qos: Any,
+        visibility_timeout_s: float,
+        command_timeout_s: float = keys.SCHEDULER_MAX_SLEEP_S * 2,
     ) -> None:
         super().__init__(name="csgoflip-job-keeper", daemon=True)
         self._client = client
+        # Its blocking wait must end well inside the client's socket timeout.
+        self._max_sleep_s = min(keys.SCHEDULER_MAX_SLEEP_S, command_timeout_s / 2)
         self._queues = queues
         self._qos = qos
         # Three heartbeats fit in one visibility timeout, so one late beat is harmless.
@@ -68,7 +75,7 @@ class JobKeeperThread(threading.Thread):
 
     def _promote_due(self) -> float:
         """Move every due job; return seconds until the next one is due (capped)."""
-        wait_s = keys.SCHEDULER_MAX_SLEEP_S
+        wait_s = self._max_sleep_s
         for queue in self._queues:
             while True:
                 moved, next_in_ms = lua_scripts.PROMOTE(
@@ -112,8 +119,13 @@ class JobKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
         """Start the thread for the queues this worker consumes."""
         queues = sorted(q.name for q in parent.task_consumer.queues)
         client = make_client(parent.app.conf.broker_url)
+        settings = get_settings()
         self._thread = JobKeeperThread(
-            client, queues, parent.task_consumer.channel.qos, get_settings().visibility_timeout_s
+            client,
+            queues,
+            parent.task_consumer.channel.qos,
+            settings.visibility_timeout_s,
+            settings.redis_command_timeout_s,
         )
         self._thread.start()
 

@@ -137,8 +137,8 @@ def test_a_job_whose_start_cannot_reach_redis_goes_back_and_runs_later(
         "REDIS_COMMAND_TIMEOUT_S": "2",
     }
     client = redis.Redis.from_url(server.url)
+    worker = start_worker(tmp_path / "w.log", env=env, queues="email", concurrency=1)
     try:
-        worker = start_worker(tmp_path / "w.log", env=env, queues="email", concurrency=1)
         # Due in 3 s: the worker's scheduler moves it onto the queue on a connection it
         # already has, while the pool process, which has not run a job yet, must connect.
         enqueue = "import tests.jobs; from csgoflip_jobs import JobQueue; " + (
@@ -154,5 +154,25 @@ def test_a_job_whose_start_cannot_reach_redis_goes_back_and_runs_later(
         assert client.llen(RUNS_KEY) == 1
     finally:
         client.config_set("maxclients", 10000)
+        worker.kill()
+        server.stop()
+
+
+def test_a_short_command_timeout_does_not_break_the_workers_scheduler(tmp_path: Path) -> None:
+    """The scheduler thread blocks on Redis between checks; with a command timeout as
+    short as its longest wait, every wait used to end in a socket timeout."""
+    server = start_redis()
+    env = {**os.environ, "REDIS_URL": server.url, "REDIS_COMMAND_TIMEOUT_S": "1"}
+    worker = start_worker(tmp_path / "w.log", env=env, queues="email", concurrency=1)
+    try:
+        enqueue = "import tests.jobs; from csgoflip_jobs import JobQueue; " + (
+            "JobQueue('email').add('test-record', {'n': 1}, delay=1500, job_id='delayed')"
+        )
+        subprocess.run([sys.executable, "-c", enqueue], check=True, cwd=ROOT, env=env, timeout=60)
+        client = redis.Redis.from_url(server.url)
+        wait_until(lambda: client.hget(keys.job_key("delayed"), "state") == b"completed", 15)
+        time.sleep(3)  # idle: the scheduler waits on Redis over and over
+        assert "job keeper:" not in worker.log()
+    finally:
         worker.kill()
         server.stop()
