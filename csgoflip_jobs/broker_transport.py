@@ -57,7 +57,6 @@ class PendingEnqueues:
     :class:`~csgoflip_jobs.lua_scripts.StreamedPipeline`)."""
 
     pipeline: lua_scripts.StreamedPipeline
-    calls: int = 0
     enqueue_positions: list[int] = field(default_factory=list)
     last_task: tuple[Channel, str, dict[str, Any]] | None = None
     """The channel, queue and message of the last task message published."""
@@ -66,16 +65,12 @@ class PendingEnqueues:
 
     def add_enqueue(self, call: Callable[[redis.client.Pipeline], None]) -> None:
         """Collect one job's ENQUEUE call."""
-        self.enqueue_positions.append(self.calls)
-        self._add(call)
+        self.enqueue_positions.append(len(self.pipeline))
+        self.pipeline.add(call)
 
     def add_publish(self, topic: str, payload: str) -> None:
         """Collect one PUBLISH (an event)."""
-        self._add(_publisher(topic, payload))
-
-    def _add(self, call: Callable[[redis.client.Pipeline], None]) -> None:
-        self.calls += 1
-        self.pipeline.add(call)
+        self.pipeline.add(_publisher(topic, payload))
 
     def run(self) -> list[bool]:
         """Send what is left and read every reply; True per job actually enqueued."""
@@ -275,8 +270,9 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         self._brpop_sent_at = time.monotonic()
         if self._more_expected:
             self._sent = _SentCommand("DELIVER", queues)
+            script_keys, args = self._deliver_arguments(queues, take_signal=True)
             connection.send_command(
-                "EVALSHA", lua_scripts.DELIVER.sha, *self._deliver_arguments(queues, True)
+                "EVALSHA", lua_scripts.DELIVER.sha, len(script_keys), *script_keys, *args
             )
         else:
             self._sent = _SentCommand("WAIT", queues)
@@ -315,28 +311,29 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             self._flush_brpop_reauth()
 
     def _deliver_now(self, queues: list[str], take_signal: bool) -> Any:
-        arguments = self._deliver_arguments(queues, take_signal)
-        try:
-            return self.client.evalsha(lua_scripts.DELIVER.sha, *arguments)
-        except NoScriptError:
-            self.client.script_load(lua_scripts.DELIVER.script)
-            return self.client.evalsha(lua_scripts.DELIVER.sha, *arguments)
+        script_keys, args = self._deliver_arguments(queues, take_signal)
+        return lua_scripts.run_script(self.client, lua_scripts.DELIVER, script_keys, args)
 
-    def _deliver_arguments(self, queues: list[str], take_signal: bool) -> list[Any]:
+    def _deliver_arguments(
+        self, queues: list[str], take_signal: bool
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``DELIVER`` for these queues, in pop order."""
         lists = [self._q_for_pri(q, pri) for pri in self.priority_steps for q in queues]
-        return [
-            3 + len(queues) + len(lists),
+        script_keys = [
             self.unacked_key,
             self.unacked_index_key,
             keys.DEAD_LETTERS_KEY,
             *[keys.ready_key(q) for q in queues],
             *lists,
+        ]
+        args = [
             len(queues),
             1 if take_signal else 0,
             time.time(),
             keys.DEAD_LETTERS_KEEP,
             *[0 if q in self._no_ack_queues else 1 for q in queues],
         ]
+        return script_keys, args
 
     def _handle_delivery(self, queues: list[str], reply: Any) -> bool:
         if not reply:

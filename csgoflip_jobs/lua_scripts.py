@@ -96,6 +96,10 @@ class StreamedPipeline:
         self._sent = 0
         self._connection: Any = None
 
+    def __len__(self) -> int:
+        """How many calls were added."""
+        return len(self._calls)
+
     def add(self, call: PipelineCall) -> None:
         """Add one call; a full chunk is sent at once."""
         self._calls.append(call)

@@ -131,20 +131,19 @@ class SessionService:
 
     def prune_all_user_sessions(self) -> int:
         """Prune every user's session set (SCAN, never KEYS); returns ids removed."""
-        removed = 0
         pattern = keys.user_sessions_key("*")
-        for key in self.client.scan_iter(match=pattern, count=keys.SCAN_BATCH):
-            result = lua_scripts.SESSION_PRUNE(
-                keys=[key], args=[keys.session_key("")], client=self.client
-            )
-            removed += int(result[0])
-        return removed
+        return sum(
+            self._prune_set(key)[0]
+            for key in self.client.scan_iter(match=pattern, count=keys.SCAN_BATCH)
+        )
 
     def _prune(self, user_id: int | str) -> tuple[int, set[str]]:
+        return self._prune_set(keys.user_sessions_key(_user_id(user_id)))
+
+    def _prune_set(self, user_set_key: str | bytes) -> tuple[int, set[str]]:
+        """Drop the ids of expired sessions from one user's set; (how many, live ids)."""
         removed, *live = lua_scripts.SESSION_PRUNE(
-            keys=[keys.user_sessions_key(_user_id(user_id))],
-            args=[keys.session_key("")],
-            client=self.client,
+            keys=[user_set_key], args=[keys.session_key("")], client=self.client
         )
         return int(removed), {as_text(m) for m in live}
 

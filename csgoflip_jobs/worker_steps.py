@@ -39,7 +39,7 @@ class JobKeeperThread(threading.Thread):
         queues: list[str],
         qos: Any,
         visibility_timeout_s: float,
-        command_timeout_s: float = keys.SCHEDULER_MAX_SLEEP_S * 2,
+        command_timeout_s: float,
     ) -> None:
         super().__init__(name="csgoflip-job-keeper", daemon=True)
         self._client = client
