@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,9 +15,7 @@ from csgoflip_jobs import JobQueue, keys
 from tests.jobs import RUNS_KEY
 from tests.polling import wait_for_state, wait_until
 from tests.redis_servers import start_redis
-from tests.workers import WorkerProcess, start_worker
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.workers import WorkerProcess, enqueue_elsewhere, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
@@ -141,10 +137,9 @@ def test_a_job_whose_start_cannot_reach_redis_goes_back_and_runs_later(
     try:
         # Due in 3 s: the worker's scheduler moves it onto the queue on a connection it
         # already has, while the pool process, which has not run a job yet, must connect.
-        enqueue = "import tests.jobs; from csgoflip_jobs import JobQueue; " + (
-            "JobQueue('email').add('test-record', {'n': 1}, delay=3000, job_id='start-fails')"
+        enqueue_elsewhere(
+            env, "JobQueue('email').add('test-record', {'n': 1}, delay=3000, job_id='start-fails')"
         )
-        subprocess.run([sys.executable, "-c", enqueue], check=True, cwd=ROOT, env=env, timeout=60)
         client.config_set("maxclients", 1)  # open connections stay; new ones are refused
         wait_until(lambda: "handed back" in worker.log(), 20)
         assert client.hget(keys.job_key("start-fails"), "state") != b"failed"
@@ -165,10 +160,9 @@ def test_a_short_command_timeout_does_not_break_the_workers_scheduler(tmp_path: 
     env = {**os.environ, "REDIS_URL": server.url, "REDIS_COMMAND_TIMEOUT_S": "1"}
     worker = start_worker(tmp_path / "w.log", env=env, queues="email", concurrency=1)
     try:
-        enqueue = "import tests.jobs; from csgoflip_jobs import JobQueue; " + (
-            "JobQueue('email').add('test-record', {'n': 1}, delay=1500, job_id='delayed')"
+        enqueue_elsewhere(
+            env, "JobQueue('email').add('test-record', {'n': 1}, delay=1500, job_id='delayed')"
         )
-        subprocess.run([sys.executable, "-c", enqueue], check=True, cwd=ROOT, env=env, timeout=60)
         client = redis.Redis.from_url(server.url)
         wait_until(lambda: client.hget(keys.job_key("delayed"), "state") == b"completed", 15)
         time.sleep(3)  # idle: the scheduler waits on Redis over and over

@@ -13,13 +13,9 @@ VISIBILITY_TIMEOUT_S longer.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import redis
@@ -28,25 +24,18 @@ from csgoflip_jobs.redis_connection import as_text
 from tests.jobs import RUNS_KEY
 from tests.polling import wait_until
 from tests.redis_servers import start_redis
-from tests.workers import WorkerProcess
+from tests.workers import WorkerProcess, enqueue_elsewhere
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
-ROOT = Path(__file__).resolve().parent.parent
 JOBS = 2000
 
 
 def enqueue(url: str, count: int) -> None:
-    script = (
-        "import tests.jobs; from csgoflip_jobs import JobQueue; q = JobQueue('notification');"
+    enqueue_elsewhere(
+        {"REDIS_URL": url},
+        "q = JobQueue('notification')\n"
         f"[q.add_bulk([{{'name': 'test-record', 'data': {{'n': n}}}} "
-        f"for n in range(s, min({count}, s + 500))]) for s in range(0, {count}, 500)]"
-    )
-    subprocess.run(
-        [sys.executable, "-c", script],
-        check=True,
-        cwd=ROOT,
-        timeout=120,
-        env={**os.environ, "REDIS_URL": url},
+        f"for n in range(s, min({count}, s + 500))]) for s in range(0, {count}, 500)]",
     )
 
 

@@ -97,3 +97,17 @@ def wait_for_log(worker: WorkerProcess, text: str, timeout: float) -> None:
             raise AssertionError(f"worker exited ({worker.process.returncode}):\n{worker.log()}")
         time.sleep(0.05)
     raise AssertionError(f"worker did not log {text!r} within {timeout} s:\n{worker.log()}")
+
+
+def enqueue_elsewhere(env: Mapping[str, str], statements: str, timeout: float = 120) -> None:
+    """Run ``statements`` in a fresh interpreter with ``JobQueue`` imported and the test
+    tasks loaded, with ``env`` added to this environment: enqueues against a private
+    Redis (this process's app is bound to the test database for good)."""
+    script = f"import tests.jobs\nfrom csgoflip_jobs import JobQueue\n{statements}"
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=timeout,
+        env={**os.environ, **env},
+    )
