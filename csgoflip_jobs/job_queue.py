@@ -241,19 +241,28 @@ class JobQueue:
         return [Job.from_record(i, r) for i, r in zip(ids, records, strict=True) if r]
 
     def get_job_counts(self) -> dict[str, int]:
-        """Jobs per state: waiting, delayed, active, completed, failed."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for level in range(keys.MAX_PRIORITY_LEVEL + 1):
-                pipe.llen(keys.priority_list_key(self.name, level))
-            pipe.zcard(keys.delayed_key(self.name))
-            pipe.scard(keys.active_key(self.name))
-            pipe.zcard(keys.completed_key(self.name))
-            pipe.zcard(keys.failed_key(self.name))
-            replies = pipe.execute()
-        levels = keys.MAX_PRIORITY_LEVEL + 1
-        delayed, active, completed, failed = replies[levels:]
+        """Jobs per state: waiting, delayed, active, completed, failed.
+
+        One atomic snapshot. Waiting includes jobs a worker has taken into its
+        prefetch buffer but not started, so the five add up to every job the
+        queue holds.
+        """
+        levels = range(keys.MAX_PRIORITY_LEVEL + 1)
+        waiting, delayed, active, completed, failed = lua_scripts.run_script(
+            self.client,
+            lua_scripts.JOB_COUNTS,
+            keys=[
+                *(keys.priority_list_key(self.name, level) for level in levels),
+                keys.delayed_key(self.name),
+                keys.active_key(self.name),
+                keys.completed_key(self.name),
+                keys.failed_key(self.name),
+                keys.KOMBU_UNACKED_KEY,
+            ],
+            args=[self.name, keys.JOB_KEY_PREFIX],
+        )
         return {
-            "waiting": sum(replies[:levels]),
+            "waiting": waiting,
             "delayed": delayed,
             "active": active,
             "completed": completed,
