@@ -33,3 +33,9 @@ def wait_for_state(queue: JobQueue, job_id: str, state: str, timeout: float) -> 
     job = wait_until(reached, timeout)
     assert job is not None
     return job
+
+
+def nothing_left(queue: JobQueue) -> bool:
+    """True when no job of ``queue`` waits, is delayed or runs (one atomic snapshot)."""
+    counts = queue.get_job_counts()
+    return counts["waiting"] == counts["delayed"] == counts["active"] == 0

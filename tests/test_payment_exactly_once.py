@@ -19,7 +19,7 @@ from tests.payment_helpers import (
     payment_service,
     withdrawal_statuses,
 )
-from tests.polling import wait_until
+from tests.polling import nothing_left, wait_until
 from tests.workers import WorkerProcess
 
 pytestmark = pytest.mark.slow
@@ -51,15 +51,7 @@ def test_duplicates_two_workers_and_a_kill_mid_payout_pay_exactly_once(
     first.kill()
     workers(name="third", env=env)
     wait_until(lambda: service.get_withdrawal(withdrawal_id).status == "completed", 60)
-    wait_until(
-        lambda: (
-            queue.get_job_counts()["active"] == 0
-            and queue.get_job_counts()["waiting"] == 0
-            and queue.get_job_counts()["delayed"] == 0
-        ),
-        60,
-        interval=0.2,
-    )
+    wait_until(lambda: nothing_left(queue), 60, interval=0.2)
     assert count_payouts(service, withdrawal_id) == 1
     assert ledger_entries(service, f"withdrawal:{withdrawal_id}") == [("withdrawal", -4_000)]
     assert service.get_balance(user_id) == 6_000

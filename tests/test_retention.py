@@ -8,7 +8,7 @@ import redis
 
 from csgoflip_jobs import JobQueue
 from csgoflip_jobs.keys import CELERY_RESULT_KEY_PREFIX, job_key
-from tests.polling import wait_for_state, wait_until
+from tests.polling import nothing_left, wait_for_state, wait_until
 from tests.workers import WorkerProcess
 
 
@@ -28,9 +28,7 @@ def test_150_jobs_leave_exactly_the_newest_100_completed(
     ids = queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(150)])
     # One worker process: the finish order is the enqueue order.
     workers(concurrency=1)
-    wait_until(
-        lambda: queue.get_job_counts()["waiting"] == 0 and queue.get_job_counts()["active"] == 0, 30
-    )
+    wait_until(lambda: nothing_left(queue), 30)
     wait_until(lambda: len(result_keys(redis_client)) == 100, 10)
 
     completed = queue.get_completed()
