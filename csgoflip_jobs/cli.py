@@ -256,12 +256,15 @@ def check() -> None:
 @click.option("--gateway-port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 def run_local(concurrency: int, demo: bool, flower_port: int, gateway_port: int) -> None:
     """Run the whole platform on this machine (Redis started if needed); Ctrl-C stops it."""
-    from .local_stack import LocalStack
+    from .local_stack import STOP_SIGNALS, LocalStack
 
     stack = LocalStack(
         concurrency=concurrency, demo=demo, flower_port=flower_port, gateway_port=gateway_port
     )
-    signal.signal(signal.SIGTERM, lambda *_: stack.request_stop())
+    # Set here, not inherited: a shell starts background jobs with SIGINT ignored,
+    # and Ctrl-C or `kill -INT` must stop the stack however it was started.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.default_int_handler)
     try:
         stack.start()
         stack.wait()

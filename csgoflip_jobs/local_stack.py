@@ -10,11 +10,12 @@ Ctrl-C (or SIGTERM) stops everything: workers finish their running jobs first.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from .settings import QUEUE_NAMES, get_settings
 
 STATE_DIR = Path("var")
 STOP_TIMEOUT_S = 20.0
+"""How long a stop waits, in all, for the children's warm shutdown before killing them."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a local run (Ctrl-C, ``kill``, the terminal closing)."""
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 FLOWER_PORT = 5555
 GATEWAY_PORT = 8765
 DEMO_NOTIFICATIONS = 20
@@ -47,7 +52,6 @@ class LocalStack:
         self._gateway_port = gateway_port
         self._redis: subprocess.Popen[bytes] | None = None
         self._children: dict[str, subprocess.Popen[bytes]] = {}
-        self._stop = threading.Event()
 
     def start(self) -> None:
         """Start Redis if needed, migrate, then workers, beat, Flower and the gateway."""
@@ -86,8 +90,9 @@ class LocalStack:
             run_demo(f"http://127.0.0.1:{self._gateway_port}")
 
     def wait(self) -> None:
-        """Block until Ctrl-C, SIGTERM, or a child process exits."""
-        while not self._stop.wait(0.5):
+        """Block until a child process exits (a stop signal raises KeyboardInterrupt)."""
+        while True:
+            time.sleep(0.5)
             for name, process in self._children.items():
                 if process.poll() is not None:
                     click.echo(
@@ -96,20 +101,23 @@ class LocalStack:
                     )
                     return
 
-    def request_stop(self) -> None:
-        """Make :meth:`wait` return (from a signal handler)."""
-        self._stop.set()
-
     def stop(self) -> None:
-        """Warm-stop everything (running jobs finish), then Redis if we started it."""
+        """Warm-stop everything (running jobs finish), then Redis if we started it.
+
+        Every child gets SIGTERM at once and they share one STOP_TIMEOUT_S; what is
+        still running then is killed. Further stop signals are ignored meanwhile.
+        """
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         for process in self._children.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
         for process in self._children.values():
-            _wait_or_kill(process)
+            _wait_or_kill(process, deadline)
         if self._redis is not None:
             self._redis.terminate()
-            _wait_or_kill(self._redis)
+            _wait_or_kill(self._redis, time.monotonic() + STOP_TIMEOUT_S)
         click.echo("csgoflip-jobs: stopped")
 
     def _spawn(self, name: str, command: list[str]) -> None:
@@ -117,7 +125,11 @@ class LocalStack:
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as log:
             self._children[name] = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def _ensure_redis(self) -> str:
@@ -152,6 +164,7 @@ class LocalStack:
             ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 10
         while not _answers(url):
@@ -210,9 +223,24 @@ def _safe(url: str) -> str:
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
-def _wait_or_kill(process: subprocess.Popen[bytes]) -> None:
+def _wait_or_kill(process: subprocess.Popen[bytes], deadline: float) -> None:
     try:
-        process.wait(timeout=STOP_TIMEOUT_S)
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _die_with_parent() -> None:
+    """Run in each child before exec: SIGTERM it when run-local dies, even by SIGKILL.
+
+    Children run in their own sessions (a Ctrl-C reaches run-local alone, which
+    stops them in order), so without this they would outlive a killed run-local.
+    Linux only; elsewhere a killed run-local leaves its children running.
+    """
+    if sys.platform != "linux":
+        return
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # run-local died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -7,57 +7,158 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
+from tests.polling import wait_until
 from tests.redis_servers import free_port
 
 pytestmark = pytest.mark.slow
 
+Launch = Callable[..., tuple[subprocess.Popen[bytes], int, int]]
 
-def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
-    tmp_path: Path, redis_client: redis.Redis
-) -> None:
-    flower_port, gateway_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'local.sqlite3'}"}
-    output = (tmp_path / "run-local.out").open("w+b")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "csgoflip_jobs.cli",
-            "run-local",
-            "--flower-port",
-            str(flower_port),
-            "--gateway-port",
-            str(gateway_port),
-        ],
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-        env=env,
-    )
+
+def children_of(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except OSError:
+                continue  # it exited while we looked
+            if int(ppid) == pid and state != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def working_in(directory: Path) -> set[int]:
+    """Live processes whose working directory is ``directory``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cwd").resolve() == directory.resolve():
+                found.add(int(entry.name))
+        except OSError:
+            continue  # exited, or not ours to read
+    return {pid for pid in found if alive(pid)}
+
+
+def alive(pid: int) -> bool:
     try:
-        deadline = time.monotonic() + 120
-        text = ""
-        while "; balance " not in text and time.monotonic() < deadline:
-            time.sleep(0.5)
-            text = (tmp_path / "run-local.out").read_text(errors="replace")
-            assert process.poll() is None, text
-        assert "demo: withdrawal" in text and "completed; balance 7500" in text, text
-        assert f"http://127.0.0.1:{flower_port}/" in text
-        assert httpx.get(f"http://127.0.0.1:{flower_port}/healthcheck", timeout=5).is_success
-        assert httpx.get(f"http://127.0.0.1:{gateway_port}/healthz", timeout=5).is_success
-        assert (tmp_path / "var" / "logs" / "worker-payment.log").exists()
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
-    finally:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def launch(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Launch]:
+    """Start run-local in tmp_path; whatever it leaves running is killed afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, ignore_sigint: bool = False) -> tuple[subprocess.Popen[bytes], int, int]:
+        flower_port, gateway_port = free_port(), free_port()
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'local.sqlite3'}"}
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "csgoflip_jobs.cli",
+                "run-local",
+                "--flower-port",
+                str(flower_port),
+                "--gateway-port",
+                str(gateway_port),
+                *args,
+            ],
+            stdout=(tmp_path / "run-local.out").open("w+b"),
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+            # As a shell starts a background job: SIGINT ignored, and inherited so.
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            if ignore_sigint
+            else None,
+        )
+        started.append(process)
+        return process, flower_port, gateway_port
+
+    yield start
+    for process in started:
         if process.poll() is None:
             process.kill()
-    assert "csgoflip-jobs: stopped" in (tmp_path / "run-local.out").read_text()
+            process.wait()
+    # Whatever a failed test left (also after run-local died): every process working
+    # in tmp_path gets SIGTERM (warm shutdowns that also end their pool processes),
+    # and SIGKILL if still alive after 30 s.
+    leftovers = working_in(tmp_path)
+    for pid in leftovers:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in leftovers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in leftovers:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).is_success
+    except httpx.HTTPError:
+        return False
+
+
+def output(tmp_path: Path) -> str:
+    return (tmp_path / "run-local.out").read_text(errors="replace")
+
+
+def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path, launch: Launch
+) -> None:
+    # Started with SIGINT ignored (a background job of a script): Ctrl-C must still work.
+    process, flower_port, gateway_port = launch(ignore_sigint=True)
+    deadline = time.monotonic() + 120
+    while "; balance " not in output(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        assert process.poll() is None, output(tmp_path)
+    text = output(tmp_path)
+    assert "demo: withdrawal" in text and "completed; balance 7500" in text, text
+    assert f"http://127.0.0.1:{flower_port}/" in text
+    assert httpx.get(f"http://127.0.0.1:{flower_port}/healthcheck", timeout=5).is_success
+    assert httpx.get(f"http://127.0.0.1:{gateway_port}/healthz", timeout=5).is_success
+    assert (tmp_path / "var" / "logs" / "worker-payment.log").exists()
+    children = children_of(process.pid)
+    assert len(children) == 6  # three workers, beat, Flower, the gateway
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    assert "csgoflip-jobs: stopped" in output(tmp_path)
+    assert not any(alive(pid) for pid in children)
+    assert "Warm shutdown" in (tmp_path / "var" / "logs" / "worker-payment.log").read_text()
     for port in (flower_port, gateway_port):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_a_killed_run_local_takes_its_children_with_it(tmp_path: Path, launch: Launch) -> None:
+    process, flower_port, gateway_port = launch("--no-demo")
+    wait_until(lambda: "Ctrl-C stops everything" in output(tmp_path), 60, interval=0.2)
+    children = children_of(process.pid)
+    assert len(children) == 6
+    email_log = tmp_path / "var" / "logs" / "worker-email.log"
+    wait_until(lambda: "ready." in email_log.read_text(errors="replace"), 60, interval=0.2)
+    wait_until(lambda: answers(f"http://127.0.0.1:{gateway_port}/healthz"), 30, interval=0.2)
+    process.kill()
+    process.wait()
+    # Each child got SIGTERM when its parent died: warm shutdowns, then gone.
+    wait_until(lambda: not any(alive(pid) for pid in children), 30, interval=0.2)
+    assert "Warm shutdown" in email_log.read_text()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{flower_port}/", timeout=2)
