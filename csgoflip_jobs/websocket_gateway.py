@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -43,6 +44,15 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 PUBSUB_CLIENT_NAME = "csgoflip-gateway-pubsub"
 COMMAND_CLIENT_NAME = "csgoflip-gateway"
+
+
+def client_name(role: str, pid: int | None = None) -> str:
+    """The Redis client name of a gateway process's connections of one role
+    (PUBSUB_CLIENT_NAME or COMMAND_CLIENT_NAME): CLIENT LIST then tells which
+    process holds which connection."""
+    return f"{role}-{os.getpid() if pid is None else pid}"
+
+
 COMMAND_CONNECTIONS = 2
 """Connections for session checks and catch-up reads, however many clients connect."""
 
@@ -72,7 +82,9 @@ class Hub:
         kwargs = connection_kwargs(get_settings())
         kwargs.pop("retry", None)  # the reader loop below reconnects by itself
         kwargs.pop("retry_on_error", None)
-        self._redis = aioredis.Redis.from_url(url, client_name=PUBSUB_CLIENT_NAME, **kwargs)
+        self._redis = aioredis.Redis.from_url(
+            url, client_name=client_name(PUBSUB_CLIENT_NAME), **kwargs
+        )
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._listeners: dict[str, set[Client]] = {}
         self._clients: set[Client] = set()
@@ -151,7 +163,7 @@ class Gateway:
     def __init__(self) -> None:
         settings = get_settings()
         commands = make_bounded_client(
-            settings.broker_url, COMMAND_CONNECTIONS, client_name=COMMAND_CLIENT_NAME
+            settings.broker_url, COMMAND_CONNECTIONS, client_name=client_name(COMMAND_CLIENT_NAME)
         )
         self.hub = Hub(settings.broker_url)
         self.sessions = SessionService(commands)

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csgoflip_jobs import JobQueue, SessionService
 from csgoflip_jobs.notifications import NotificationService
-from csgoflip_jobs.websocket_gateway import COMMAND_CLIENT_NAME, PUBSUB_CLIENT_NAME
+from csgoflip_jobs.websocket_gateway import COMMAND_CLIENT_NAME, PUBSUB_CLIENT_NAME, client_name
 from tests.gateway_process import GatewayProcess, start_gateway
 from tests.workers import WorkerProcess
 
@@ -30,9 +30,13 @@ def gateway(tmp_path: Path, redis_client: redis.Redis) -> Iterator[GatewayProces
     process.stop()
 
 
-def gateway_connections(client: redis.Redis) -> dict[str, int]:
+def gateway_connections(client: redis.Redis, pid: int) -> dict[str, int]:
+    """The gateway process ``pid``'s Redis connections, by role."""
     names = [c.get("name") for c in client.client_list()]
-    return {name: names.count(name) for name in (PUBSUB_CLIENT_NAME, COMMAND_CLIENT_NAME)}
+    return {
+        role: names.count(client_name(role, pid))
+        for role in (PUBSUB_CLIENT_NAME, COMMAND_CLIENT_NAME)
+    }
 
 
 async def receive_json(socket: Any, timeout: float) -> dict[str, Any]:
@@ -83,10 +87,10 @@ def test_200_clients_share_one_pubsub_connection(
     async def scenario() -> tuple[dict[str, int], dict[str, int], int]:
         async with connect(gateway.ws(ids[0])) as first:
             await asyncio.sleep(0.3)
-            with_one = gateway_connections(redis_client)
+            with_one = gateway_connections(redis_client, gateway.process.pid)
             sockets = [await connect(gateway.ws(i)) for i in ids[1:]]
             await asyncio.sleep(0.5)
-            with_200 = gateway_connections(redis_client)
+            with_200 = gateway_connections(redis_client, gateway.process.pid)
             clients = gateway.stats()["clients"]
             NotificationService(redis_client).send(None, "jackpot", {"amount": 5000})
             got = [await receive_json(s, 5) for s in [first, *sockets]]
