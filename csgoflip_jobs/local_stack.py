@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import click
@@ -31,6 +32,8 @@ STOP_TIMEOUT_S = 20.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals that stop a local run (Ctrl-C, ``kill``, the terminal closing)."""
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Loaded before any fork: a child between fork and exec should not dlopen.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 FLOWER_PORT = 5555
 GATEWAY_PORT = 8765
 DEMO_NOTIFICATIONS = 20
@@ -129,7 +132,7 @@ class LocalStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=partial(_die_with_parent, os.getpid()),
             )
 
     def _ensure_redis(self) -> str:
@@ -164,7 +167,7 @@ class LocalStack:
             ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=partial(_die_with_parent, os.getpid()),
         )
         deadline = time.monotonic() + 10
         while not _answers(url):
@@ -231,16 +234,16 @@ def _wait_or_kill(process: subprocess.Popen[bytes], deadline: float) -> None:
         process.wait()
 
 
-def _die_with_parent() -> None:
-    """Run in each child before exec: SIGTERM it when run-local dies, even by SIGKILL.
+def _die_with_parent(parent: int) -> None:
+    """Run in each child before exec: SIGTERM it when run-local (``parent``) dies,
+    even by SIGKILL.
 
     Children run in their own sessions (a Ctrl-C reaches run-local alone, which
     stops them in order), so without this they would outlive a killed run-local.
     Linux only; elsewhere a killed run-local leaves its children running.
     """
-    if sys.platform != "linux":
+    if _LIBC is None:
         return
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # run-local died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
