@@ -5,7 +5,8 @@ started on 127.0.0.1 with its data under ``var/redis`` (append-only,
 noeviction). The payments database (DATABASE_URL, a SQLite file by default) is
 migrated; then a worker per queue, beat, Flower and the WebSocket gateway start,
 each logging to ``var/logs/<name>.log``. A short demo workload shows progress.
-Ctrl-C (or SIGTERM) stops everything: workers finish their running jobs first.
+Ctrl-C (or SIGTERM, SIGHUP) stops everything: workers finish their running jobs
+first. The children also get SIGTERM should run-local itself be killed (Linux).
 """
 
 from __future__ import annotations

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 PUBSUB_CLIENT_NAME = "csgoflip-gateway-pubsub"
 COMMAND_CLIENT_NAME = "csgoflip-gateway"
+COMMAND_CONNECTIONS = 2
+"""Connections for session checks and catch-up reads, however many clients connect."""
+
+DEMO_PAGE = Path(__file__).resolve().parent / "static" / "demo.html"
 
 
 def client_name(role: str, pid: int | None = None) -> str:
@@ -51,12 +55,6 @@ def client_name(role: str, pid: int | None = None) -> str:
     (PUBSUB_CLIENT_NAME or COMMAND_CLIENT_NAME): CLIENT LIST then tells which
     process holds which connection."""
     return f"{role}-{os.getpid() if pid is None else pid}"
-
-
-COMMAND_CONNECTIONS = 2
-"""Connections for session checks and catch-up reads, however many clients connect."""
-
-DEMO_PAGE = Path(__file__).resolve().parent / "static" / "demo.html"
 
 
 class Client:
