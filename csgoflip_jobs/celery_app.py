@@ -43,13 +43,27 @@ def flower_auth_arguments() -> list[str]:
     return []
 
 
+def protect_flower_metrics() -> None:
+    """Put Flower's auth check on its Prometheus ``/metrics`` page, which Flower serves
+    to anyone (task names, worker names, queue sizes); scrapers send the same basic-auth
+    credentials. Without credentials configured (development) it stays open."""
+    from flower.views.monitor import Metrics
+    from tornado.web import authenticated
+
+    if not getattr(Metrics.get, "csgoflip_protected", False):
+        protected = authenticated(Metrics.get)
+        protected.csgoflip_protected = True  # type: ignore[attr-defined]
+        Metrics.get = protected
+
+
 def _guard_plain_flower() -> None:
     # `celery -A csgoflip_jobs flower` reaches Flower without our CLI: check it here.
     argv = sys.argv[1:]
-    if "flower" in argv and not any(
-        a.startswith(("--basic-auth", "--basic_auth", "--auth")) for a in argv
-    ):
+    if "flower" not in argv:
+        return
+    if not any(a.startswith(("--basic-auth", "--basic_auth", "--auth")) for a in argv):
         flower_auth_arguments()
+    protect_flower_metrics()
 
 
 _guard_plain_flower()

@@ -106,10 +106,12 @@ def gateway(host: str, port: int, loglevel: str) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 def flower(host: str, port: int) -> None:
     """Serve the Flower dashboard (FLOWER_USER / FLOWER_PASSWORD for basic auth;
-    required with APP_ENV=production). Prometheus metrics are at /metrics."""
-    from .celery_app import app, flower_auth_arguments
+    required with APP_ENV=production). Prometheus metrics are at /metrics, behind the
+    same credentials."""
+    from .celery_app import app, flower_auth_arguments, protect_flower_metrics
 
     arguments = ["flower", f"--address={host}", f"--port={port}", *flower_auth_arguments()]
+    protect_flower_metrics()
     click.echo(f"Flower: http://{host}:{port}/")
     app.start(argv=arguments)
 

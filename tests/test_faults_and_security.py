@@ -399,7 +399,15 @@ def test_flower_answers_only_the_right_credentials(
     server = servers()
     env = {"REDIS_URL": server.url, "FLOWER_USER": "ops", "FLOWER_PASSWORD": PASSWORD}
     with running_flower(tmp_path / "flower.log", env) as base:
-        for path in ("/", "/workers", "/tasks", "/broker", "/api/workers", "/api/tasks"):
+        for path in (
+            "/",
+            "/workers",
+            "/tasks",
+            "/broker",
+            "/api/workers",
+            "/api/tasks",
+            "/metrics",
+        ):
             anonymous = httpx.get(base + path, timeout=10)
             assert anonymous.status_code == 401, path
             if not path.startswith("/api/"):  # a browser asks for the credentials
