@@ -72,10 +72,16 @@ class PendingEnqueues:
         """Collect one PUBLISH (an event)."""
         self.pipeline.add(_publisher(topic, payload))
 
-    def run(self) -> list[bool]:
-        """Send what is left and read every reply; True per job actually enqueued."""
-        replies = self.pipeline.finish()
-        return [bool(replies[i]) for i in self.enqueue_positions]
+    def run(self) -> list[Any]:
+        """Send what is left and read every reply. Per job, its ENQUEUE reply: 1 stored,
+        0 not (its job_id exists), or the error Redis answered for it (out of memory...).
+        The first error of any other call is raised."""
+        replies = self.pipeline.finish(raise_on_error=False)
+        enqueues = set(self.enqueue_positions)
+        for position, reply in enumerate(replies):
+            if position not in enqueues and isinstance(reply, Exception):
+                raise reply
+        return [replies[i] for i in self.enqueue_positions]
 
 
 _collecting: ContextVar[PendingEnqueues | None] = ContextVar("csgoflip_collecting", default=None)

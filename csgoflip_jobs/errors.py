@@ -22,6 +22,12 @@ class JobOptionsError(CsgoflipJobsError, ValueError):
 class BrokerError(CsgoflipJobsError):
     """The queue Redis did not take a job; the message names its URL without the password."""
 
+    stored_ids: list[str] | None = None
+    """When Redis answered per job (add_bulk into a full Redis): the ids of the batch's
+    jobs it holds, in batch order; None when that is unknown (a lost connection)."""
+    refused: list[int] | None = None
+    """Then also: the batch positions of the jobs it refused, to add again."""
+
 
 class BrokerUnavailableError(BrokerError):
     """The queue Redis could not be reached within the configured timeouts and retries."""

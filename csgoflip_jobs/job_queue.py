@@ -25,7 +25,7 @@ from .bulk_messages import TaskMessageTemplate
 from .errors import JobOptionsError
 from .job_options import JobOptions, encode_data, parse_options
 from .job_task import JobTask
-from .redis_connection import as_text, broker_client, broker_errors
+from .redis_connection import as_text, broker_client, broker_error, broker_errors
 from .settings import QUEUE_NAMES, get_settings
 
 CheckedJob = tuple[str, dict[str, Any], str, JobOptions]
@@ -176,8 +176,31 @@ class JobQueue:
                     )
                     templates[(name, opts.priority_level)] = TaskMessageTemplate(pending)
                 ids.append(job_id)
-            pending.run()
+            outcomes = pending.run()
+        refused = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Exception)]
+        if refused:
+            self._raise_partly_enqueued(ids, outcomes, refused)
         return ids
+
+    def _raise_partly_enqueued(
+        self, ids: list[str], outcomes: list[Any], refused: list[int]
+    ) -> None:
+        # Each job is stored whole or not at all, so the caller can be told exactly
+        # which of the batch Redis holds and which to add again.
+        first = outcomes[refused[0]]
+        error = broker_error(first, self._app.conf.broker_url)
+        if error is None:
+            raise first
+        stored = [
+            job_id for job_id, o in zip(ids, outcomes, strict=True) if not isinstance(o, Exception)
+        ]
+        error.stored_ids, error.refused = stored, refused
+        if len(ids) > 1:
+            error.args = (
+                f"{error} [{len(refused)} of {len(ids)} jobs refused (batch positions in "
+                f".refused); the {len(stored)} stored are in .stored_ids]",
+            )
+        raise error from first
 
     def _check(
         self, job_name: object, data: object, opts: JobOptions, max_bytes: int

@@ -107,8 +107,10 @@ class StreamedPipeline:
         if len(self._calls) - self._sent >= self._chunk:
             self._send()
 
-    def finish(self) -> list[Any]:
-        """Send the rest, read every reply; the replies, or raise the first error."""
+    def finish(self, raise_on_error: bool = True) -> list[Any]:
+        """Send the rest, read every reply; the replies, or raise the first error
+        Redis answered (with ``raise_on_error=False``, errors stay in the replies).
+        A lost connection raises either way."""
         try:
             if self._sent < len(self._calls):
                 self._send()
@@ -122,7 +124,7 @@ class StreamedPipeline:
             self.abandon()
             raise
         self._release()
-        return _finish(self._client, self._calls, replies)
+        return _finish(self._client, self._calls, replies, raise_on_error)
 
     def abandon(self) -> None:
         """Drop the connection (its unread replies with it)."""
@@ -151,7 +153,9 @@ class StreamedPipeline:
             self._connection = None
 
 
-def _finish(client: redis.Redis, calls: list[PipelineCall], replies: list[Any]) -> list[Any]:
+def _finish(
+    client: redis.Redis, calls: list[PipelineCall], replies: list[Any], raise_on_error: bool = True
+) -> list[Any]:
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         for script in (ENQUEUE, PROMOTE, DELIVER, START, FINISH):
@@ -160,9 +164,10 @@ def _finish(client: redis.Redis, calls: list[PipelineCall], replies: list[Any]) 
             missing, _execute(client, [calls[i] for i in missing]), strict=True
         ):
             replies[index] = reply
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
+    if raise_on_error:
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
     return replies
 
 

@@ -37,6 +37,7 @@ from csgoflip_jobs.errors import (
     BrokerUnavailableError,
     CsgoflipJobsError,
 )
+from csgoflip_jobs.keys import job_key
 from csgoflip_jobs.readiness import run_checks
 from csgoflip_jobs.redis_connection import broker_client, make_client
 from csgoflip_jobs.settings import get_settings
@@ -391,6 +392,40 @@ def test_a_full_redis_refuses_jobs_clearly_and_keeps_every_accepted_one(
     start_workers({"REDIS_URL": server.url})
     assert_each_completed_once(queue, broker_client(), accepted, timeout=30)
     assert all(queue.get_job(job_id) is None for job_id in refused)
+
+
+def test_a_bulk_into_a_full_redis_says_which_jobs_it_stored(
+    servers: Callable[..., RedisServer],
+    use_redis: Callable[..., Celery],
+    start_workers: Callable[..., WorkerProcess],
+) -> None:
+    server = servers("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    queue = JobQueue("notification", app=use_redis(server.url))
+    blob = "x" * 100_000  # about 250 kB in Redis per job: a dozen or so fit
+    batch = [{"name": "test-record", "data": {"n": n, "blob": blob}} for n in range(40)]
+    with pytest.raises(BrokerOutOfMemoryError) as caught:
+        queue.add_bulk(batch)
+    error = caught.value
+    assert error.stored_ids is not None and error.refused is not None
+    assert 0 < len(error.stored_ids) < 40 and len(error.stored_ids) + len(error.refused) == 40
+    assert f"{len(error.refused)} of 40 jobs refused" in str(error)
+    stored, refused = len(error.stored_ids), len(error.refused)
+    print(f"bulk of 40 into a full Redis: {stored} stored, {refused} refused")
+    # Exactly the jobs it names are in Redis, whole.
+    client = broker_client()
+    held = {key.decode().rsplit(":", 1)[1] for key in client.scan_iter(match=job_key("*"))}
+    assert held == set(error.stored_ids)
+    kept = [queue.get_job(job_id) for job_id in error.stored_ids]
+    assert sorted(job.data["n"] for job in kept if job) == sorted(
+        set(range(40)) - set(error.refused)
+    )
+    assert queue.get_job_counts()["waiting"] == len(error.stored_ids)
+
+    # The refused ones, added again once there is room: every job of the batch runs once.
+    client.config_set("maxmemory", 0)
+    again = queue.add_bulk([batch[i] for i in error.refused])
+    start_workers({"REDIS_URL": server.url})
+    assert_each_completed_once(queue, client, [*error.stored_ids, *again], timeout=30)
 
 
 def test_flower_answers_only_the_right_credentials(
