@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 import redis
 from celery import Celery
@@ -184,7 +184,7 @@ class JobQueue:
 
     def _raise_partly_enqueued(
         self, ids: list[str], outcomes: list[Any], refused: list[int]
-    ) -> None:
+    ) -> NoReturn:
         # Each job is stored whole or not at all, so the caller can be told exactly
         # which of the batch Redis holds and which to add again.
         first = outcomes[refused[0]]
