@@ -264,9 +264,11 @@ def run_local(concurrency: int, demo: bool, flower_port: int, gateway_port: int)
         concurrency=concurrency, demo=demo, flower_port=flower_port, gateway_port=gateway_port
     )
     # Set here, not inherited: a shell starts background jobs with SIGINT ignored,
-    # and Ctrl-C or `kill -INT` must stop the stack however it was started.
+    # and Ctrl-C or `kill -INT` must stop the stack however it was started. An
+    # ignored SIGHUP stays ignored: that is nohup asking to outlive the terminal.
     for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.default_int_handler)
+        if signum != signal.SIGHUP or signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, signal.default_int_handler)
     try:
         stack.start()
         stack.wait()

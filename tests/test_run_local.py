@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -62,7 +63,9 @@ def launch(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Launch]:
     """Start run-local in tmp_path; whatever it leaves running is killed afterwards."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*args: str, ignore_sigint: bool = False) -> tuple[subprocess.Popen[bytes], int, int]:
+    def start(
+        *args: str, ignore: tuple[signal.Signals, ...] = ()
+    ) -> tuple[subprocess.Popen[bytes], int, int]:
         flower_port, gateway_port = free_port(), free_port()
         env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'local.sqlite3'}"}
         process = subprocess.Popen(
@@ -81,10 +84,7 @@ def launch(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Launch]:
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
             env=env,
-            # As a shell starts a background job: SIGINT ignored, and inherited so.
-            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-            if ignore_sigint
-            else None,
+            preexec_fn=partial(ignore_signals, ignore),
         )
         started.append(process)
         return process, flower_port, gateway_port
@@ -115,6 +115,13 @@ def answers(url: str) -> bool:
         return False
 
 
+def ignore_signals(signums: tuple[signal.Signals, ...]) -> None:
+    """In the child before exec: ignore ``signums``, as a shell does for a background
+    job (SIGINT) or nohup (SIGHUP); the ignored state is inherited across exec."""
+    for signum in signums:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def output(tmp_path: Path) -> str:
     return (tmp_path / "run-local.out").read_text(errors="replace")
 
@@ -123,7 +130,7 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path, launch: Launch
 ) -> None:
     # Started with SIGINT ignored (a background job of a script): Ctrl-C must still work.
-    process, flower_port, gateway_port = launch(ignore_sigint=True)
+    process, flower_port, gateway_port = launch(ignore=(signal.SIGINT,))
     deadline = time.monotonic() + 120
     while "; balance " not in output(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -147,14 +154,21 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
 
 
-def test_a_killed_run_local_takes_its_children_with_it(tmp_path: Path, launch: Launch) -> None:
-    process, flower_port, gateway_port = launch("--no-demo")
+def test_run_local_under_nohup_outlives_sighup_and_its_children_die_with_it(
+    tmp_path: Path, launch: Launch
+) -> None:
+    process, flower_port, gateway_port = launch("--no-demo", ignore=(signal.SIGHUP,))
     wait_until(lambda: "Ctrl-C stops everything" in output(tmp_path), 60, interval=0.2)
     children = children_of(process.pid)
     assert len(children) == 6
     email_log = tmp_path / "var" / "logs" / "worker-email.log"
     wait_until(lambda: "ready." in email_log.read_text(errors="replace"), 60, interval=0.2)
     wait_until(lambda: answers(f"http://127.0.0.1:{gateway_port}/healthz"), 30, interval=0.2)
+    process.send_signal(signal.SIGHUP)  # started under nohup: the terminal closing is no stop
+    time.sleep(2)  # a stop would have sent every child SIGTERM by now
+    assert process.poll() is None and all(alive(pid) for pid in children)
+    assert answers(f"http://127.0.0.1:{gateway_port}/healthz")
+
     process.kill()
     process.wait()
     # Each child got SIGTERM when its parent died: warm shutdowns, then gone.
