@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 
 import click
@@ -258,17 +257,12 @@ def check() -> None:
 @click.option("--gateway-port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 def run_local(concurrency: int, demo: bool, flower_port: int, gateway_port: int) -> None:
     """Run the whole platform on this machine (Redis started if needed); Ctrl-C stops it."""
-    from .local_stack import STOP_SIGNALS, LocalStack
+    from .local_stack import LocalStack, install_stop_signals
 
     stack = LocalStack(
         concurrency=concurrency, demo=demo, flower_port=flower_port, gateway_port=gateway_port
     )
-    # Set here, not inherited: a shell starts background jobs with SIGINT ignored,
-    # and Ctrl-C or `kill -INT` must stop the stack however it was started. An
-    # ignored SIGHUP stays ignored: that is nohup asking to outlive the terminal.
-    for signum in STOP_SIGNALS:
-        if signum != signal.SIGHUP or signal.getsignal(signum) != signal.SIG_IGN:
-            signal.signal(signum, signal.default_int_handler)
+    install_stop_signals()
     try:
         stack.start()
         stack.wait()

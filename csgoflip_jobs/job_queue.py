@@ -282,7 +282,7 @@ class JobQueue:
                 keys.failed_key(self.name),
                 keys.KOMBU_UNACKED_KEY,
             ],
-            args=[self.name, keys.JOB_KEY_PREFIX],
+            args=[self.name, keys.JOB_KEY_PREFIX, JOB_HEADER],
         )
         return {
             "waiting": waiting,

@@ -6,7 +6,8 @@ noeviction). The payments database (DATABASE_URL, a SQLite file by default) is
 migrated; then a worker per queue, beat, Flower and the WebSocket gateway start,
 each logging to ``var/logs/<name>.log``. A short demo workload shows progress.
 Ctrl-C (or SIGTERM, SIGHUP) stops everything: workers finish their running jobs
-first. The children also get SIGTERM should run-local itself be killed (Linux).
+first. The children also get SIGTERM should run-local itself be killed (Linux);
+a redis-server it started keeps running then, and the next run uses it.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class LocalStack:
         still running then is killed. Further stop signals are ignored meanwhile.
         """
         for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
+            signal.signal(signum, signal.SIG_IGN)  # also when stopping for another reason
         for process in self._children.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -167,8 +168,10 @@ class LocalStack:
                 "noeviction",
             ],
             stdout=subprocess.DEVNULL,
+            # No death signal: should run-local be killed, the workers' warm shutdown
+            # still needs Redis to record and ack their last jobs. It keeps running
+            # with its data, and the next run-local uses it.
             start_new_session=True,
-            preexec_fn=partial(_die_with_parent, os.getpid()),
         )
         deadline = time.monotonic() + 10
         while not _answers(url):
@@ -227,6 +230,26 @@ def _safe(url: str) -> str:
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
+def install_stop_signals() -> None:
+    """Make Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt once, in the main thread.
+
+    Set here, not inherited: a shell starts background jobs with SIGINT ignored,
+    and Ctrl-C or ``kill -INT`` must stop the stack however it was started. An
+    ignored SIGHUP stays ignored: that is nohup asking to outlive the terminal.
+    The first signal ignores the rest, so a second Ctrl-C (or the terminal's
+    SIGHUP after it) cannot interrupt the stop it started.
+    """
+    for signum in STOP_SIGNALS:
+        if signum != signal.SIGHUP or signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _stop_once)
+
+
+def _stop_once(signum: int, frame: object) -> None:
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def _wait_or_kill(process: subprocess.Popen[bytes], deadline: float) -> None:
     try:
         process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -247,4 +270,4 @@ def _die_with_parent(parent: int) -> None:
         return
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # run-local died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        os._exit(1)

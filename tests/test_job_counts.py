@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import redis
 
 from csgoflip_jobs import JobQueue, keys
+from csgoflip_jobs.broker_transport import JOB_HEADER
 from tests.polling import wait_until
 from tests.workers import WorkerProcess
 
@@ -33,20 +35,35 @@ def test_a_job_in_a_workers_prefetch_buffer_counts_as_waiting(
     assert sorted(states) == ["active", "waiting", "waiting"]
 
 
-def test_an_unacked_entry_of_another_queue_or_a_finished_job_is_not_waiting(
-    redis_client: redis.Redis,
-) -> None:
+def unacked_entry(
+    job_id: str, queue: str, attempt: int = 1, compact: bool = False, body: str = ""
+) -> str:
+    """A kombu unacked entry [message, exchange, routing key] for one try of a job;
+    kombu writes ", " separators, the DELIVER script none."""
+    headers = {"id": job_id, JOB_HEADER: {"attempt": attempt}}
+    message = {"body": body, "headers": headers, "properties": {}}
+    return json.dumps([message, "", queue], separators=(",", ":") if compact else (", ", ": "))
+
+
+def test_which_unacked_entries_count_as_waiting(redis_client: redis.Redis) -> None:
     queue = JobQueue("notification")
-    done, other = queue.add("test-record", {"n": 1}), queue.add("test-record", {"n": 2})
+    first, second, done, other, retried = (queue.add("test-record", {"n": n}) for n in range(5))
     redis_client.hset(keys.job_key(done), "state", "completed")
-    redis_client.delete(keys.priority_list_key("notification", 0))  # as if both were taken
-    entry = '[{"body": "", "headers": {"id": "%s"}, "properties": {}}, "", "%s"]'
+    redis_client.hset(keys.job_key(retried), "attempt", "2")  # its next try is queued
+    redis_client.delete(keys.priority_list_key("notification", 0))  # as if all were taken
     redis_client.hset(
         keys.KOMBU_UNACKED_KEY,
         mapping={
-            "finished": entry % (done, "notification"),
-            "other-queue": entry % (other, "email"),
+            "first": unacked_entry(first, "notification"),
+            "first-again": unacked_entry(first, "notification", compact=True),
+            "second": unacked_entry(second, "notification", compact=True),
+            "finished": unacked_entry(done, "notification"),
+            # Another queue's entry, with this queue's name in it elsewhere.
+            "other-queue": unacked_entry(other, "email", body="notification"),
+            "earlier-try": unacked_entry(retried, "notification", attempt=1),
             "not-json": 'garbage,"notification"]',
+            "not-a-list": '"notification"',
         },
     )
-    assert queue.get_job_counts()["waiting"] == 0
+    # first (once, though held twice) and second; none of the others.
+    assert queue.get_job_counts()["waiting"] == 2

@@ -144,8 +144,10 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
     children = children_of(process.pid)
     assert len(children) == 6  # three workers, beat, Flower, the gateway
 
+    # Ctrl-C and, right behind it, a SIGTERM: the second must not break off the stop.
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 0
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, output(tmp_path)
     assert "csgoflip-jobs: stopped" in output(tmp_path)
     assert not any(alive(pid) for pid in children)
     assert "Warm shutdown" in (tmp_path / "var" / "logs" / "worker-payment.log").read_text()
