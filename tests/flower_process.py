@@ -1,4 +1,4 @@
-"""Run Flower (``csgoflip-jobs flower``) as a child process for the tests (127.0.0.1 only)."""
+"""Run Flower (``csgoflip-jobs flower`` or ``celery ... flower``) for the tests, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -19,13 +19,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def running_flower(log_path: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
+def running_flower(
+    log_path: Path, env: Mapping[str, str] | None = None, *celery_flower_args: str
+) -> Iterator[str]:
     """Start Flower with ``env`` added to this environment, wait until it answers its
-    health check (open without credentials, by Flower's design); yield its base URL."""
+    health check (open without credentials, by Flower's design); yield its base URL.
+
+    By default through ``csgoflip-jobs flower``; given ``celery_flower_args``, as
+    ``celery -A csgoflip_jobs flower`` with those arguments instead.
+    """
     port = free_port()
+    command = [sys.executable, "-m", "csgoflip_jobs.cli", "flower", "--port", str(port)]
+    if celery_flower_args:
+        celery = [sys.executable, "-m", "celery", "-A", "csgoflip_jobs", "flower"]
+        command = [*celery, "--address=127.0.0.1", f"--port={port}", *celery_flower_args]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "csgoflip_jobs.cli", "flower", "--port", str(port)],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

@@ -459,3 +459,11 @@ def test_flower_answers_only_the_right_credentials(
             assert httpx.post(base + path, timeout=10).status_code == 401, path
             wrong = httpx.post(base + path, auth=("ops", WRONG_PASSWORD), timeout=10)
             assert wrong.status_code == 401, path
+
+    # Started as `celery -A csgoflip_jobs flower`, /metrics is behind the credentials too.
+    with running_flower(
+        tmp_path / "celery-flower.log", env, f"--basic-auth=ops:{PASSWORD}"
+    ) as base:
+        assert httpx.get(base + "/metrics", timeout=10).status_code == 401
+        metrics = httpx.get(base + "/metrics", auth=("ops", PASSWORD), timeout=10)
+        assert metrics.status_code == 200 and "flower_events_total" in metrics.text
