@@ -354,14 +354,24 @@ def test_enqueue_fails_within_the_timeouts_when_redis_is_paused(
     assert all(queue.get_job(f"paused-{n}") is not None for n in range(1, 5))
 
 
+BLOB = "x" * 100_000
+"""Job data well under JOB_MAX_BYTES, about 250 kB in Redis per job: a dozen or so fill 4 MB."""
+
+
+@pytest.fixture
+def small_redis(
+    servers: Callable[..., RedisServer], use_redis: Callable[..., Celery]
+) -> tuple[RedisServer, JobQueue]:
+    """A private Redis of 4 MB maxmemory under noeviction, and the notification queue on it."""
+    server = servers("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    return server, JobQueue("notification", app=use_redis(server.url))
+
+
 def test_a_full_redis_refuses_jobs_clearly_and_keeps_every_accepted_one(
-    servers: Callable[..., RedisServer],
-    use_redis: Callable[..., Celery],
+    small_redis: tuple[RedisServer, JobQueue],
     start_workers: Callable[..., WorkerProcess],
 ) -> None:
-    server = servers("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
-    queue = JobQueue("notification", app=use_redis(server.url))
-    blob = "x" * 100_000  # well under JOB_MAX_BYTES; about 250 kB in Redis per job
+    server, queue = small_redis
     accepted: list[str] = []
     refused: dict[str, BrokerOutOfMemoryError] = {}
     deadline = time.monotonic() + 30
@@ -369,13 +379,13 @@ def test_a_full_redis_refuses_jobs_clearly_and_keeps_every_accepted_one(
         if len(refused) >= 3 or time.monotonic() > deadline:
             break
         try:
-            accepted.append(queue.add("test-record", {"n": n, "blob": blob}, job_id=f"mem-{n}"))
+            accepted.append(queue.add("test-record", {"n": n, "blob": BLOB}, job_id=f"mem-{n}"))
         except BrokerOutOfMemoryError as exc:
             refused[f"mem-{n}"] = exc
     assert len(refused) == 3 and len(accepted) >= 3
 
     def bulk(n: int) -> dict[str, Any]:
-        data = {"n": n, "blob": blob}
+        data = {"n": n, "blob": BLOB}
         return {"name": "test-record", "data": data, "opts": {"job_id": f"mem-bulk-{n}"}}
 
     with pytest.raises(BrokerOutOfMemoryError) as caught:
@@ -395,14 +405,11 @@ def test_a_full_redis_refuses_jobs_clearly_and_keeps_every_accepted_one(
 
 
 def test_a_bulk_into_a_full_redis_says_which_jobs_it_stored(
-    servers: Callable[..., RedisServer],
-    use_redis: Callable[..., Celery],
+    small_redis: tuple[RedisServer, JobQueue],
     start_workers: Callable[..., WorkerProcess],
 ) -> None:
-    server = servers("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
-    queue = JobQueue("notification", app=use_redis(server.url))
-    blob = "x" * 100_000  # about 250 kB in Redis per job: a dozen or so fit
-    batch = [{"name": "test-record", "data": {"n": n, "blob": blob}} for n in range(40)]
+    server, queue = small_redis
+    batch = [{"name": "test-record", "data": {"n": n, "blob": BLOB}} for n in range(40)]
     with pytest.raises(BrokerOutOfMemoryError) as caught:
         queue.add_bulk(batch)
     error = caught.value

@@ -23,17 +23,28 @@ pytestmark = pytest.mark.slow
 Launch = Callable[..., tuple[subprocess.Popen[bytes], int, int]]
 
 
+def state_and_parent(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent pid from /proc; None once it is gone."""
+    try:
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+        state, ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+    except OSError:
+        return None
+    return state, int(ppid)
+
+
+def alive(pid: int) -> bool:
+    found = state_and_parent(pid)
+    return found is not None and found[0] != "Z"
+
+
 def children_of(pid: int) -> set[int]:
-    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    """Live (not zombie) processes whose parent is ``pid``."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
-                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            except OSError:
-                continue  # it exited while we looked
-            if int(ppid) == pid and state != "Z":
+            stat = state_and_parent(int(entry.name))
+            if stat is not None and stat[0] != "Z" and stat[1] == pid:
                 found.add(int(entry.name))
     return found
 
@@ -48,14 +59,6 @@ def working_in(directory: Path) -> set[int]:
         except OSError:
             continue  # exited, or not ours to read
     return {pid for pid in found if alive(pid)}
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture
