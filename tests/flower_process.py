@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -12,10 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.child_processes import spawn_logged
 from tests.polling import wait_until
 from tests.redis_servers import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
@@ -33,15 +31,7 @@ def running_flower(
     if celery_flower_args:
         celery = [sys.executable, "-m", "celery", "-A", "csgoflip_jobs", "flower"]
         command = [*celery, "--address=127.0.0.1", f"--port={port}", *celery_flower_args]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
+    process = spawn_logged(command, log_path, env)
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

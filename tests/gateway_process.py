@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.child_processes import spawn_logged
 from tests.redis_servers import free_port
 
 
@@ -52,24 +53,20 @@ class GatewayProcess:
 def start_gateway(log_path: Path, env: Mapping[str, str] | None = None) -> GatewayProcess:
     """Start the gateway on a free port and wait until /healthz answers."""
     port = free_port()
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "csgoflip_jobs.cli",
-                "gateway",
-                "--port",
-                str(port),
-                "--loglevel",
-                "warning",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
+    process = spawn_logged(
+        [
+            sys.executable,
+            "-m",
+            "csgoflip_jobs.cli",
+            "gateway",
+            "--port",
+            str(port),
+            "--loglevel",
+            "warning",
+        ],
+        log_path,
+        env,
+    )
     gateway = GatewayProcess(process, port, log_path)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

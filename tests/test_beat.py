@@ -14,21 +14,14 @@ import redis
 
 from csgoflip_jobs import SessionService
 from csgoflip_jobs.keys import STATS_SNAPSHOTS_KEY, user_sessions_key
+from tests.child_processes import spawn_logged
 from tests.workers import WorkerProcess
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_beat(log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "csgoflip_jobs", "beat", "-l", "info"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-            env={**os.environ, **env},
-        )
+    return spawn_logged(
+        [sys.executable, "-m", "celery", "-A", "csgoflip_jobs", "beat", "-l", "info"], log, env
+    )
 
 
 def test_two_beats_fire_each_period_once(

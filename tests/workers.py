@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.child_processes import spawn_logged
+
 QUEUES = "payment,notification,email"
 
 
@@ -71,16 +73,7 @@ def start_worker(
         "--without-gossip",
         "--without-mingle",
     ]
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            command,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
+    process = spawn_logged(command, log_path, {"PYTHONUNBUFFERED": "1", **(env or {})})
     worker = WorkerProcess(process, log_path)
     if wait_ready:
         wait_for_log(worker, "ready.", timeout=30)
