@@ -8,13 +8,13 @@ Why each non-default value is what it is:
 * ``visibility_timeout`` (30 s) with a 5 s heartbeat and a 5 s restore sweep:
   a job whose worker was killed with kill -9 runs again within about 40 s.
   Live workers refresh the timestamp of every job they hold every 5 s
-  (csgoflip_jobs.worker_steps), so a job running longer than 30 s is never
+  (csgoflip_jobs.engine.celery_ext.job_keeper), so a job running longer than 30 s is never
   handed to a second worker.
 * ``priority_steps`` 0-9: ten lists per queue; 0 (no priority) is popped first,
   BullMQ priority p maps to min(p, 9), so 1 is the highest given priority.
 * Task events on (sent, received, started, succeeded, ...) for Flower.
-* ``result_expires`` None: results are trimmed by count (csgoflip_jobs.result_store),
-  never by time.
+* ``result_expires`` None: results are trimmed by count, never by time
+  (csgoflip_jobs.engine.celery_ext.result_backend).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 from kombu import Queue
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.redis_connection import broker_transport_options as _transport_options
+from csgoflip_jobs.helpers.connection import broker_transport_options as _transport_options
 from csgoflip_jobs.settings import QUEUE_NAMES, get_settings
 
 _settings = get_settings()
@@ -39,7 +39,9 @@ broker_connection_retry_on_startup = True
 # A daemon outlives a Redis restart: keep reconnecting instead of giving up.
 broker_connection_max_retries = None
 
-result_backend = "csgoflip_jobs.result_store:RetainingRedisBackend+" + _settings.broker_url
+result_backend = (
+    "csgoflip_jobs.engine.celery_ext.result_backend:RetainingRedisBackend+" + _settings.broker_url
+)
 # A finished job's outcome is worth waiting for: storing it is retried through a
 # Redis outage of up to a minute (1 s apart), while the job's message stays held.
 result_backend_transport_options = {

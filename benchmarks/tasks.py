@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from csgoflip_jobs import app
-from csgoflip_jobs.redis_connection import broker_client
+from csgoflip_jobs.helpers.connection import broker_client
 
 DONE_KEY = "bench:done"
 STARTS_KEY = "bench:starts"

@@ -48,7 +48,7 @@ LATENCY_SAMPLES = 200
 
 
 def main() -> None:
-    from tests.redis_servers import start_redis
+    from tests.support.redis_servers import start_redis
 
     server = start_redis("--maxmemory-policy", "noeviction")
     os.environ["REDIS_URL"] = server.url

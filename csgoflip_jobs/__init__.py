@@ -4,9 +4,9 @@ The public contract (see DESIGN.md): ``app``, ``JobQueue``, ``UnrecoverableError
 and the helper services.
 """
 
-from .cache import CacheService
-from .celery_app import app
-from .errors import (
+from csgoflip_jobs.celery_app import app
+from csgoflip_jobs.engine.job_queue import Job, JobQueue
+from csgoflip_jobs.errors import (
     ConfigError,
     CsgoflipJobsError,
     JobOptionsError,
@@ -14,13 +14,13 @@ from .errors import (
     LockLostError,
     UnrecoverableError,
 )
-from .job_queue import Job, JobQueue
-from .monitoring import RedisMonitor
-from .notifications import NotificationService
-from .rate_limit import RateLimitService
-from .redis_service import RedisService
-from .redlock import Lock, LockSignal, RedlockService
-from .sessions import Session, SessionService
+from csgoflip_jobs.helpers.cache import CacheService
+from csgoflip_jobs.helpers.monitoring import RedisMonitor
+from csgoflip_jobs.helpers.rate_limit import RateLimitService
+from csgoflip_jobs.helpers.redis_service import RedisService
+from csgoflip_jobs.helpers.redlock import Lock, LockSignal, RedlockService
+from csgoflip_jobs.helpers.sessions import Session, SessionService
+from csgoflip_jobs.notifications.service import NotificationService
 
 __all__ = [
     "CacheService",

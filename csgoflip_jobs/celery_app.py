@@ -9,11 +9,11 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init
 
-from .broker_transport import use_for_redis_urls
-from .errors import ConfigError, UnsafeBrokerError
-from .redis_connection import broker_client
-from .settings import get_settings
-from .worker_steps import JobKeeper, check_eviction_policy
+from csgoflip_jobs.engine.celery_ext.job_keeper import JobKeeper, check_eviction_policy
+from csgoflip_jobs.engine.celery_ext.transport import use_for_redis_urls
+from csgoflip_jobs.errors import ConfigError, UnsafeBrokerError
+from csgoflip_jobs.helpers.connection import broker_client
+from csgoflip_jobs.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _guard_plain_flower() -> None:
 _guard_plain_flower()
 
 use_for_redis_urls()
-app = Celery("csgoflip_jobs", task_cls="csgoflip_jobs.job_task:JobTask")
+app = Celery("csgoflip_jobs", task_cls="csgoflip_jobs.engine.job_task:JobTask")
 app.config_from_object("celeryconfig")
 app.steps["consumer"].add(JobKeeper)
 

@@ -54,7 +54,7 @@ def ready_key(queue: str) -> str:
 
     Idle workers block on it (BRPOP) instead of on the messages themselves, then
     take the message with the ``DELIVER`` script, which records it as unacked in
-    the same atomic step (see :mod:`csgoflip_jobs.broker_transport`).
+    the same atomic step (see :mod:`csgoflip_jobs.engine.celery_ext.transport`).
     """
     return queue_key(queue, "ready")
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from pydantic import Field, FilePath, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
+from csgoflip_jobs.errors import ConfigError
 
 QUEUE_NAMES: tuple[str, ...] = ("payment", "notification", "email")
 """The platform's queues, in the order a worker listens to them."""

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.redis_servers import RedisServer, answers, start_redis
-from tests.round_trips import round_trips  # noqa: F401 - a fixture for every test module
-from tests.workers import WorkerProcess, start_worker
+from tests.support.redis_servers import RedisServer, answers, start_redis
+from tests.support.round_trips import round_trips  # noqa: F401 - a fixture for every test module
+from tests.support.workers import WorkerProcess, start_worker
 
 _private_server: RedisServer | None = None
 
@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
             _private_server = start_redis()
             os.environ["REDIS_URL"] = _private_server.url
     os.environ.setdefault("APP_ENV", "test")
-    import tests.jobs  # noqa: F401 - registers the test tasks in this process too
+    import tests.support.jobs  # noqa: F401 - registers the test tasks in this process too
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -75,8 +75,8 @@ def workers(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Callable[...,
 
 @pytest.fixture
 def runs(redis_client: redis.Redis) -> Callable[[], list[dict[str, Any]]]:
-    """Read the records the test tasks wrote (tests.jobs.RUNS_KEY)."""
-    from tests.jobs import RUNS_KEY
+    """Read the records the test tasks wrote (tests.support.jobs.RUNS_KEY)."""
+    from tests.support.jobs import RUNS_KEY
 
     def read() -> list[dict[str, Any]]:
         return [json.loads(item) for item in redis_client.lrange(RUNS_KEY, 0, -1)]
@@ -87,8 +87,8 @@ def runs(redis_client: redis.Redis) -> Callable[[], list[dict[str, Any]]]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty payments database; every payment test runs on both kinds."""
-    from csgoflip_jobs.database import migrate
-    from tests.databases import postgres_url, sqlite_url
+    from csgoflip_jobs.payments.database import migrate
+    from tests.support.databases import postgres_url, sqlite_url
 
     url = sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url()
     migrate(url)

@@ -14,8 +14,8 @@ import redis
 
 from csgoflip_jobs import SessionService
 from csgoflip_jobs.keys import STATS_SNAPSHOTS_KEY, user_sessions_key
-from tests.child_processes import spawn_logged
-from tests.workers import WorkerProcess
+from tests.support.child_processes import spawn_logged
+from tests.support.workers import WorkerProcess
 
 
 def start_beat(log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -75,7 +75,7 @@ def test_20_concurrent_callers_in_4_processes_run_the_factory_once(
     start_at = time.time() + 2.0  # all processes start calling at the same moment
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.stampede", "5", str(start_at), "leaderboard"],
+            [sys.executable, "-m", "tests.support.stampede", "5", str(start_at), "leaderboard"],
             stdout=subprocess.PIPE,
             env=dict(os.environ),
             cwd=Path(__file__).resolve().parent.parent,

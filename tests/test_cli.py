@@ -11,13 +11,13 @@ from collections.abc import Callable
 import redis
 from sqlalchemy import text
 
-from tests.payment_helpers import funded_user, payment_service
-from tests.workers import WorkerProcess
+from tests.support.payment_helpers import funded_user, payment_service
+from tests.support.workers import WorkerProcess
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "csgoflip_jobs.cli", *args],
+        [sys.executable, "-m", "csgoflip_jobs.ops.cli", *args],
         text=True,
         capture_output=True,
         env={**os.environ, **(env or {})},
@@ -62,7 +62,7 @@ def test_stats_jobs_and_retry_failed(
     redis_client: redis.Redis, workers: Callable[..., WorkerProcess]
 ) -> None:
     from csgoflip_jobs import JobQueue
-    from tests.polling import wait_for_state
+    from tests.support.polling import wait_for_state
 
     queue = JobQueue("email")
     # A real task (the CLI process does not load the test tasks): a bad address fails it.
@@ -98,7 +98,7 @@ def test_check_fails_on_an_unsafe_broker_and_names_what_is_wrong(
 
 
 def test_check_passes_the_parts_a_hardened_broker_has(tmp_path: object) -> None:
-    from tests.redis_servers import start_redis
+    from tests.support.redis_servers import start_redis
 
     server = start_redis("--requirepass", "s3cret", "--appendonly", "yes")
     try:

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, keys
-from tests.jobs import RUNS_KEY
-from tests.polling import wait_for_state, wait_until
-from tests.redis_servers import start_redis
-from tests.workers import WorkerProcess, enqueue_elsewhere, start_worker
+from tests.support.jobs import RUNS_KEY
+from tests.support.polling import wait_for_state, wait_until
+from tests.support.redis_servers import start_redis
+from tests.support.workers import WorkerProcess, enqueue_elsewhere, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 

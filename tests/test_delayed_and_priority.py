@@ -9,8 +9,8 @@ from typing import Any
 import redis
 
 from csgoflip_jobs import JobQueue
-from tests.polling import wait_for_state, wait_until
-from tests.workers import WorkerProcess
+from tests.support.polling import wait_for_state, wait_until
+from tests.support.workers import WorkerProcess
 
 
 def test_a_delayed_job_does_not_run_early(

@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, SessionService
-from tests.browser import chromium, screenshot_path
-from tests.gateway_process import GatewayProcess, start_gateway
-from tests.workers import WorkerProcess
+from tests.support.browser import chromium, screenshot_path
+from tests.support.gateway_process import GatewayProcess, start_gateway
+from tests.support.workers import WorkerProcess
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ import redis
 from aiosmtpd.controller import Controller
 
 from csgoflip_jobs import JobQueue
-from csgoflip_jobs.email_sender import EmailService
+from csgoflip_jobs.emails.sender import EmailService
 from csgoflip_jobs.errors import PermanentEmailError
 from csgoflip_jobs.settings import Settings
-from tests.polling import wait_for_state, wait_until
-from tests.redis_servers import free_port
-from tests.smtp_server import ScriptedHandler, start_smtp
-from tests.workers import WorkerProcess
+from tests.support.polling import wait_for_state, wait_until
+from tests.support.redis_servers import free_port
+from tests.support.smtp_server import ScriptedHandler, start_smtp
+from tests.support.workers import WorkerProcess
 
 CONTEXT = {"username": "s1mple", "site_url": "https://csgoflip.example/<cases>"}
 

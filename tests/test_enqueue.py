@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobOptionsError, JobQueue, keys
-from csgoflip_jobs.broker_transport import STREAM_CHUNK_CALLS
-from tests.polling import wait_for_state
-from tests.workers import WorkerProcess
+from csgoflip_jobs.engine.celery_ext.transport import STREAM_CHUNK_CALLS
+from tests.support.polling import wait_for_state
+from tests.support.workers import WorkerProcess
 
 
 def test_the_same_job_id_enqueues_once(

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from csgoflip_jobs.engine.celery_ext.job_keeper import check_eviction_policy
 from csgoflip_jobs.errors import UnsafeBrokerError
 from csgoflip_jobs.settings import Settings
-from csgoflip_jobs.worker_steps import check_eviction_policy
-from tests.redis_servers import RedisServer, start_redis
-from tests.workers import WorkerProcess
+from tests.support.redis_servers import RedisServer, start_redis
+from tests.support.workers import WorkerProcess
 
 
 @pytest.fixture

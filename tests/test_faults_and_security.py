@@ -37,15 +37,15 @@ from csgoflip_jobs.errors import (
     BrokerUnavailableError,
     CsgoflipJobsError,
 )
+from csgoflip_jobs.helpers.connection import broker_client, make_client
 from csgoflip_jobs.keys import job_key
-from csgoflip_jobs.readiness import run_checks
-from csgoflip_jobs.redis_connection import broker_client, make_client
+from csgoflip_jobs.ops.readiness import run_checks
 from csgoflip_jobs.settings import get_settings
-from tests.flower_process import running_flower
-from tests.jobs import RUNS_KEY
-from tests.polling import wait_until
-from tests.redis_servers import RedisServer, free_port, make_tls_files, start_redis
-from tests.workers import WorkerProcess, start_worker
+from tests.support.flower_process import running_flower
+from tests.support.jobs import RUNS_KEY
+from tests.support.polling import wait_until
+from tests.support.redis_servers import RedisServer, free_port, make_tls_files, start_redis
+from tests.support.workers import WorkerProcess, start_worker
 
 pytestmark = pytest.mark.fault
 
@@ -83,7 +83,9 @@ def app_from_environment() -> Celery:
     assert spec is not None and spec.loader is not None
     config = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(config)
-    app = Celery("csgoflip_jobs", task_cls="csgoflip_jobs.job_task:JobTask", set_as_current=False)
+    app = Celery(
+        "csgoflip_jobs", task_cls="csgoflip_jobs.engine.job_task:JobTask", set_as_current=False
+    )
     app.config_from_object(config)
     app.tasks.update(default_app.tasks)  # JobQueue checks names and data against them
     return app
@@ -161,7 +163,7 @@ def start_workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
 
 def runs(client: redis.Redis) -> list[dict[str, Any]]:
-    """The records tests.jobs wrote on this Redis, one per try that started."""
+    """The records tests.support.jobs wrote on this Redis, one per try that started."""
     return [json.loads(item) for item in client.lrange(RUNS_KEY, 0, -1)]
 
 
@@ -259,7 +261,7 @@ def test_a_wrong_password_fails_fast_and_says_so(
 
     started = time.monotonic()
     check = subprocess.run(
-        [sys.executable, "-m", "csgoflip_jobs.cli", "check"],
+        [sys.executable, "-m", "csgoflip_jobs.ops.cli", "check"],
         capture_output=True,
         text=True,
         timeout=60,

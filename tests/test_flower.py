@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue
-from tests.browser import chromium, screenshot_path
-from tests.flower_process import running_flower
-from tests.workers import WorkerProcess
+from tests.support.browser import chromium, screenshot_path
+from tests.support.flower_process import running_flower
+from tests.support.workers import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def test_flower_shows_the_worker_online_and_the_queues_with_depths(
 def test_production_flower_refuses_to_start_without_credentials() -> None:
     env = {**os.environ, "APP_ENV": "production"}
     for command in (
-        ["-m", "csgoflip_jobs.cli", "flower"],
+        ["-m", "csgoflip_jobs.ops.cli", "flower"],
         ["-m", "celery", "-A", "csgoflip_jobs", "flower"],
     ):
         result = subprocess.run(

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import redis
 
 from csgoflip_jobs import JobQueue, keys
-from csgoflip_jobs.broker_transport import JOB_HEADER
-from tests.polling import wait_until
-from tests.workers import WorkerProcess
+from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
+from tests.support.polling import wait_until
+from tests.support.workers import WorkerProcess
 
 
 def test_a_job_in_a_workers_prefetch_buffer_counts_as_waiting(

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, RedisMonitor
-from tests.redis_servers import RedisServer, start_redis
+from tests.support.redis_servers import RedisServer, start_redis
 
 
 @pytest.fixture

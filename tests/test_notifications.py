@@ -10,9 +10,9 @@ import redis
 
 from csgoflip_jobs import JobOptionsError, JobQueue
 from csgoflip_jobs.keys import BROADCAST_CHANNEL, user_channel
-from csgoflip_jobs.notifications import NotificationService
-from tests.polling import wait_for_state, wait_until
-from tests.workers import WorkerProcess
+from csgoflip_jobs.notifications.service import NotificationService
+from tests.support.polling import wait_for_state, wait_until
+from tests.support.workers import WorkerProcess
 
 
 def test_a_notification_job_reaches_a_subscriber_and_the_recent_list(

@@ -10,17 +10,17 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue
-from csgoflip_jobs.payments import PaymentService
-from csgoflip_jobs.payout_gateways import SandboxGateway
-from tests.payment_helpers import (
+from csgoflip_jobs.payments.gateways import SandboxGateway
+from csgoflip_jobs.payments.service import PaymentService
+from tests.support.payment_helpers import (
     count_payouts,
     funded_user,
     ledger_entries,
     payment_service,
     withdrawal_statuses,
 )
-from tests.polling import nothing_left, wait_until
-from tests.workers import WorkerProcess
+from tests.support.polling import nothing_left, wait_until
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.slow
 

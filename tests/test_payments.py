@@ -11,12 +11,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from csgoflip_jobs import JobQueue
 from csgoflip_jobs.errors import InsufficientFundsError, PaymentError, StaleLockError
-from csgoflip_jobs.payments import PaymentService
-from csgoflip_jobs.payout_gateways import SandboxGateway
-from csgoflip_jobs.redlock import LockSignal, RedlockService
-from tests.payment_helpers import count_payouts, funded_user, ledger_entries, payment_service
-from tests.polling import wait_for_state, wait_until
-from tests.workers import WorkerProcess
+from csgoflip_jobs.helpers.redlock import LockSignal, RedlockService
+from csgoflip_jobs.payments.gateways import SandboxGateway
+from csgoflip_jobs.payments.service import PaymentService
+from tests.support.payment_helpers import (
+    count_payouts,
+    funded_user,
+    ledger_entries,
+    payment_service,
+)
+from tests.support.polling import wait_for_state, wait_until
+from tests.support.workers import WorkerProcess
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from csgoflip_jobs.errors import PermanentPayoutError, TransientPayoutError
-from csgoflip_jobs.payout_gateways import HttpGateway, PayoutRequest, PayoutTimeoutError
+from csgoflip_jobs.payments.gateways import HttpGateway, PayoutRequest, PayoutTimeoutError
 
 
 class Provider(ThreadingHTTPServer):
@@ -105,7 +105,7 @@ def test_a_timeout_is_transient_and_marked_uncertain(provider: Provider) -> None
 
 
 def test_an_unreachable_provider_is_transient() -> None:
-    from tests.redis_servers import free_port
+    from tests.support.redis_servers import free_port
 
     gateway = HttpGateway(f"http://127.0.0.1:{free_port()}/payouts", 1.0)
     with pytest.raises(TransientPayoutError, match="unreachable"):
@@ -121,8 +121,8 @@ def test_a_final_timeout_leaves_the_withdrawal_uncertain_and_reserved(
     provider: Provider, database_url: str, redis_client: Any, workers: Any
 ) -> None:
     from csgoflip_jobs import JobQueue
-    from tests.payment_helpers import funded_user, payment_service
-    from tests.polling import wait_for_state
+    from tests.support.payment_helpers import funded_user, payment_service
+    from tests.support.polling import wait_for_state
 
     service = payment_service(database_url)
     user_id = funded_user(service, 2_000)

@@ -12,8 +12,8 @@ import redis
 
 from csgoflip_jobs import JobQueue, app
 from csgoflip_jobs.keys import DEAD_LETTERS_KEY
-from tests.polling import wait_for_state, wait_until
-from tests.workers import WorkerProcess
+from tests.support.polling import wait_for_state, wait_until
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.fault
 

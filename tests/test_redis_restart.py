@@ -20,11 +20,11 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from csgoflip_jobs.redis_connection import as_text
-from tests.jobs import RUNS_KEY
-from tests.polling import wait_until
-from tests.redis_servers import start_redis
-from tests.workers import WorkerProcess, enqueue_elsewhere
+from csgoflip_jobs.helpers.connection import as_text
+from tests.support.jobs import RUNS_KEY
+from tests.support.polling import wait_until
+from tests.support.redis_servers import start_redis
+from tests.support.workers import WorkerProcess, enqueue_elsewhere
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 JOBS = 2000

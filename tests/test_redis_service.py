@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from csgoflip_jobs import RedisService
-from tests.polling import wait_until
-from tests.redis_servers import start_redis
+from tests.support.polling import wait_until
+from tests.support.redis_servers import start_redis
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from csgoflip_jobs import LockError, LockLostError, LockSignal, RedlockService
-from csgoflip_jobs.redlock import Lock, lock_master_client
-from tests.redis_servers import RedisServer, start_redis
+from csgoflip_jobs.helpers.redlock import Lock, lock_master_client
+from tests.support.redis_servers import RedisServer, start_redis
 
 
 @pytest.fixture

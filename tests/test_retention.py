@@ -8,8 +8,8 @@ import redis
 
 from csgoflip_jobs import JobQueue
 from csgoflip_jobs.keys import CELERY_RESULT_KEY_PREFIX, job_key
-from tests.polling import nothing_left, wait_for_state, wait_until
-from tests.workers import WorkerProcess
+from tests.support.polling import nothing_left, wait_for_state, wait_until
+from tests.support.workers import WorkerProcess
 
 
 def result_keys(client: redis.Redis) -> set[str]:

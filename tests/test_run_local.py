@@ -15,8 +15,8 @@ import httpx
 import pytest
 import redis
 
-from tests.polling import wait_until
-from tests.redis_servers import free_port
+from tests.support.polling import wait_until
+from tests.support.redis_servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def launch(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Launch]:
             [
                 sys.executable,
                 "-m",
-                "csgoflip_jobs.cli",
+                "csgoflip_jobs.ops.cli",
                 "run-local",
                 "--flower-port",
                 str(flower_port),

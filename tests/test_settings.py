@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from csgoflip_jobs.errors import ConfigError
-from csgoflip_jobs.redis_connection import LinearCappedBackoff, connection_kwargs
+from csgoflip_jobs.helpers.connection import LinearCappedBackoff, connection_kwargs
 from csgoflip_jobs.settings import Settings, load_settings
 
 

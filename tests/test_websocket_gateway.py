@@ -17,10 +17,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from csgoflip_jobs import JobQueue, SessionService
-from csgoflip_jobs.notifications import NotificationService
-from csgoflip_jobs.websocket_gateway import COMMAND_CLIENT_NAME, PUBSUB_CLIENT_NAME, client_name
-from tests.gateway_process import GatewayProcess, start_gateway
-from tests.workers import WorkerProcess
+from csgoflip_jobs.notifications.gateway import COMMAND_CLIENT_NAME, PUBSUB_CLIENT_NAME, client_name
+from csgoflip_jobs.notifications.service import NotificationService
+from tests.support.gateway_process import GatewayProcess, start_gateway
+from tests.support.workers import WorkerProcess
 
 
 @pytest.fixture

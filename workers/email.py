@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from csgoflip_jobs import RateLimitService, UnrecoverableError, app, keys
-from csgoflip_jobs.email_sender import EmailService
+from csgoflip_jobs.emails.sender import EmailService
 from csgoflip_jobs.errors import PermanentEmailError
 from csgoflip_jobs.settings import get_settings
 

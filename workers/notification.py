@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from csgoflip_jobs import app
-from csgoflip_jobs.notifications import NotificationService
+from csgoflip_jobs.notifications.service import NotificationService
 
 
 @app.task(name="send-notification")

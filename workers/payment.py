@@ -12,7 +12,7 @@ from typing import Any
 
 from csgoflip_jobs import UnrecoverableError, app, keys
 from csgoflip_jobs.errors import LockError, PaymentError, PermanentPayoutError
-from csgoflip_jobs.payments import default_payment_service
+from csgoflip_jobs.payments.service import default_payment_service
 
 
 @app.task(name="process-withdrawal", bind=True)

@@ -1,0 +1,1 @@
+"""Email: templates rendered with Jinja2, sent over SMTP."""

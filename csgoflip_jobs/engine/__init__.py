@@ -1,0 +1,1 @@
+"""The job engine: BullMQ's job semantics on Celery and kombu."""

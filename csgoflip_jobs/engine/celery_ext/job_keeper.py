@@ -1,0 +1,168 @@
+"""What every worker runs beside Celery's consumer.
+
+* :class:`JobKeeper` (a consumer boot step) runs one thread that
+  - moves due delayed jobs and retries onto their queues (``PROMOTE`` script),
+    waking at once when a new delayed job arrives and otherwise at the next
+    due time;
+  - refreshes the unacked-index score of every message this worker holds, so
+    kombu's visibility-timeout sweep redelivers only the jobs of workers that
+    died, never a long job that is still running.
+* :func:`check_eviction_policy` runs at worker start: a broker that may evict
+  keys would silently drop queued jobs and locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import bootsteps
+
+from csgoflip_jobs import keys
+from csgoflip_jobs.engine import scripts
+from csgoflip_jobs.engine.celery_ext.transport import running_delivery_tags
+from csgoflip_jobs.errors import UnsafeBrokerError
+from csgoflip_jobs.helpers.connection import make_client
+from csgoflip_jobs.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class JobKeeperThread(threading.Thread):
+    """Promotes due delayed jobs and heart-beats held messages until stopped."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        queues: list[str],
+        qos: Any,
+        visibility_timeout_s: float,
+        command_timeout_s: float,
+    ) -> None:
+        super().__init__(name="csgoflip-job-keeper", daemon=True)
+        self._client = client
+        # Its blocking wait must end well inside the client's socket timeout.
+        self._max_sleep_s = min(keys.SCHEDULER_MAX_SLEEP_S, command_timeout_s / 2)
+        self._queues = queues
+        self._qos = qos
+        # Three heartbeats fit in one visibility timeout, so one late beat is harmless.
+        self._heartbeat_s = min(keys.HEARTBEAT_INTERVAL_S, visibility_timeout_s / 3)
+        self._stopping = threading.Event()
+        self._next_heartbeat = 0.0
+
+    def stop(self) -> None:
+        """Ask the thread to finish its current step and exit."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._step()
+            except redis.RedisError as exc:
+                # Redis restarts are expected; the next step retries.
+                log.warning("job keeper: %s; retrying in 1 s", exc)
+                self._stopping.wait(1.0)
+
+    def _step(self) -> None:
+        wait_s = self._promote_due()
+        self._heartbeat_if_due()
+        wait_s = min(wait_s, max(0.0, self._next_heartbeat - time.monotonic()))
+        if wait_s > 0:
+            # Blocks until a new delayed job is announced or the wait is over.
+            self._client.blpop([keys.wake_key(q) for q in self._queues], timeout=max(wait_s, 0.01))
+
+    def _promote_due(self) -> float:
+        """Move every due job; return seconds until the next one is due (capped)."""
+        wait_s = self._max_sleep_s
+        for queue in self._queues:
+            while True:
+                moved, next_in_ms = scripts.PROMOTE(
+                    keys=[keys.delayed_key(queue), keys.wake_key(queue), keys.ready_key(queue)],
+                    args=[keys.JOB_KEY_PREFIX, keys.SCHEDULER_BATCH],
+                    client=self._client,
+                )
+                if moved:
+                    log.debug("moved %d due jobs onto %s", moved, queue)
+                if moved < keys.SCHEDULER_BATCH:
+                    break
+            if next_in_ms >= 0:
+                wait_s = min(wait_s, next_in_ms / 1000)
+        return wait_s
+
+    def _heartbeat_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self._heartbeat_s
+        # list() copies the dict in one step under the GIL while kombu mutates it.
+        # Running jobs count too: after a reconnect they belong to no channel.
+        tags = {*list(self._qos._delivered), *running_delivery_tags()}
+        if tags:
+            # XX: never resurrect an entry that was acked meanwhile.
+            self._client.zadd(
+                keys.KOMBU_UNACKED_INDEX_KEY, dict.fromkeys(tags, time.time()), xx=True
+            )
+
+
+class JobKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Consumer boot step running :class:`JobKeeperThread` while the consumer runs."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._thread: JobKeeperThread | None = None
+
+    def start(self, parent: Any) -> None:
+        """Start the thread for the queues this worker consumes."""
+        queues = sorted(q.name for q in parent.task_consumer.queues)
+        client = make_client(parent.app.conf.broker_url)
+        settings = get_settings()
+        self._thread = JobKeeperThread(
+            client,
+            queues,
+            parent.task_consumer.channel.qos,
+            settings.visibility_timeout_s,
+            settings.redis_command_timeout_s,
+        )
+        self._thread.start()
+
+    def stop(self, parent: Any) -> None:
+        """Stop the thread; a restarted consumer starts a new one."""
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    shutdown = stop
+
+
+def check_eviction_policy(client: redis.Redis, settings: Settings | None = None) -> str | None:
+    """Warn when the broker may evict keys; refuse (raise) in production.
+
+    Returns the policy read, or None when the server does not allow CONFIG GET.
+    """
+    settings = settings or get_settings()
+    try:
+        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy"))
+    except redis.ResponseError as exc:
+        log.warning(
+            "could not read the broker's maxmemory-policy (%s); make sure it is "
+            "noeviction, or queued jobs and locks can vanish",
+            exc,
+        )
+        return None
+    if policy == "noeviction":
+        return policy
+    message = (
+        f"the broker Redis has maxmemory-policy {policy!r}: under memory pressure it "
+        "evicts queued jobs, locks and sessions; set it to 'noeviction' and keep "
+        "caches on a separate Redis (CACHE_REDIS_URL)"
+    )
+    if settings.is_production:
+        raise UnsafeBrokerError(message)
+    log.warning(message)
+    return policy

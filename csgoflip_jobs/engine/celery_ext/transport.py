@@ -1,0 +1,495 @@
+"""kombu's Redis transport, extended with atomic delivery, durable delays, job
+records and dedupe.
+
+kombu delivers a message by LPUSHing one JSON document onto a queue's list
+(``Channel._put``). This channel replaces that one step with the ``ENQUEUE``
+script, which in the same atomic step
+
+* writes the job's record (name, queue, data, options) when it is new, and
+  refuses a ``job_id`` that already exists;
+* either LPUSHes the document and one wake-up signal onto the queue's *ready*
+  list, or, for a delayed job, parks it in Redis in a sorted set scored by its
+  due time. Workers move due jobs to their list with the ``PROMOTE`` script
+  (see :mod:`csgoflip_jobs.engine.celery_ext.job_keeper`), so a delayed job survives every
+  worker being killed and is delivered exactly once.
+
+Consuming takes a message and records it as unacked in one atomic step (the
+``DELIVER`` script, see :class:`Channel`), so no message is ever held only in a
+worker's memory. Acks, rejects and visibility-timeout redelivery are kombu's own.
+
+:func:`use_for_redis_urls` installs it for ``redis://`` URLs (the Celery app does).
+Messages that are not Celery tasks (control replies) take kombu's path, plus a
+signal.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from queue import Empty
+from typing import Any
+
+import kombu.transport as kombu_transport
+import redis
+from celery.worker import state as worker_state
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual as kombu_virtual
+from redis.exceptions import NoScriptError
+
+from csgoflip_jobs import keys
+from csgoflip_jobs.engine import scripts
+from csgoflip_jobs.helpers.connection import as_text, broker_client
+from csgoflip_jobs.helpers.scripts import StreamedPipeline, queue_script, run_pipeline, run_script
+
+log = logging.getLogger(__name__)
+
+JOB_HEADER = "bullmq"
+"""Message header carrying the BullMQ options of one try: attempt, attempts, backoff, delay."""
+
+
+@dataclass
+class PendingEnqueues:
+    """Redis calls collected while publishing, sent in chunks as they come (see
+    :class:`~csgoflip_jobs.helpers.scripts.StreamedPipeline`)."""
+
+    pipeline: StreamedPipeline
+    enqueue_positions: list[int] = field(default_factory=list)
+    last_task: tuple[Channel, str, dict[str, Any]] | None = None
+    """The channel, queue and message of the last task message published."""
+    last_event: tuple[list[str], dict[str, Any]] | None = None
+    """The topics and message of the last event published (Celery's task-sent)."""
+
+    def add_enqueue(self, call: Callable[[redis.client.Pipeline], None]) -> None:
+        """Collect one job's ENQUEUE call."""
+        self.enqueue_positions.append(len(self.pipeline))
+        self.pipeline.add(call)
+
+    def add_publish(self, topic: str, payload: str) -> None:
+        """Collect one PUBLISH (an event)."""
+        self.pipeline.add(_publisher(topic, payload))
+
+    def run(self) -> list[Any]:
+        """Send what is left and read every reply. Per job, its ENQUEUE reply: 1 stored,
+        0 not (its job_id exists), or the error Redis answered for it (out of memory...).
+        The first error of any other call is raised."""
+        replies = self.pipeline.finish(raise_on_error=False)
+        enqueues = set(self.enqueue_positions)
+        for position, reply in enumerate(replies):
+            if position not in enqueues and isinstance(reply, Exception):
+                raise reply
+        return [replies[i] for i in self.enqueue_positions]
+
+
+_collecting: ContextVar[PendingEnqueues | None] = ContextVar("csgoflip_collecting", default=None)
+
+
+STREAM_CHUNK_CALLS = 512
+"""Calls sent to Redis at a time while a bulk enqueue is still being built."""
+
+
+@contextmanager
+def collect_enqueues(client: redis.Redis) -> Iterator[PendingEnqueues]:
+    """Within this block, publishing sends its Redis calls on one connection of
+    ``client`` in chunks; call ``run()`` afterwards to send the rest and read the
+    replies. Leaving the block without ``run()`` drops the connection."""
+    pending = PendingEnqueues(StreamedPipeline(client, STREAM_CHUNK_CALLS))
+    token = _collecting.set(pending)
+    try:
+        yield pending
+    except BaseException:
+        pending.pipeline.abandon()
+        raise
+    finally:
+        _collecting.reset(token)
+
+
+def job_fields(message: dict[str, Any], queue: str) -> list[str]:
+    """Flattened field/value pairs of a new job's record, read off a Celery message."""
+    headers = message["headers"]
+    args, kwargs = _decode_body(message)
+    data = kwargs if not args else {"args": args, **kwargs}
+    job_header = headers.get(JOB_HEADER) or {}
+    return record_fields(headers["task"], queue, json.dumps(data), options_fields(job_header))
+
+
+def record_fields(name: str, queue: str, data_json: str, options: list[str]) -> list[str]:
+    """Flattened field/value pairs of a new job's record (``options`` from
+    :func:`options_fields`)."""
+    return ["name", name, "queue", queue, "data", data_json, "attempt", "1", *options]
+
+
+def options_fields(job_header: dict[str, Any]) -> list[str]:
+    """The record's field/value pairs for a job's options (the same for equal options)."""
+    opts = job_header.get("opts", {})
+    fields = ["opts", json.dumps(opts)]
+    for option in ("remove_on_complete", "remove_on_fail"):
+        value = opts.get(option)
+        if value is not None:
+            fields += [option, json.dumps(value)]
+    return fields
+
+
+def _decode_body(message: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    body = message["body"]
+    if message["properties"].get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    try:
+        args, kwargs, _embed = json.loads(body)
+    except (ValueError, TypeError):
+        return [], {}
+    return list(args), dict(kwargs)
+
+
+class MalformedMessageError(ValueError):
+    """A queue held JSON that kombu cannot turn into a message (missing fields...)."""
+
+    def __init__(self, payload: object, reason: Exception) -> None:
+        super().__init__(f"not a kombu message ({reason!r})")
+        self.payload = payload
+
+
+class Message(kombu_redis.Channel.Message):  # type: ignore[misc]
+    """kombu's message, raising MalformedMessageError for a payload of the wrong shape."""
+
+    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
+        try:
+            super().__init__(payload, channel=channel, **kwargs)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise MalformedMessageError(payload, exc) from exc
+
+
+@dataclass(frozen=True)
+class _SentCommand:
+    """What the consuming connection is waiting for: a ready signal or a message."""
+
+    kind: str  # "WAIT" (BRPOP on ready lists) or "DELIVER" (the script)
+    queues: list[str]
+
+
+def running_delivery_tags() -> set[str]:
+    """Delivery tags of the jobs this worker process is running right now.
+
+    Empty outside a worker. Celery keeps running a job's pool process when the
+    broker connection drops, and the job's request outlives the channel it came on.
+    """
+    for _ in range(5):
+        try:
+            return {r.message.delivery_tag for r in list(worker_state.active_requests)}
+        except RuntimeError:  # the set changed while copied (another thread): again
+            continue
+    return set()
+
+
+class QoS(kombu_redis.QoS):  # type: ignore[misc]
+    """kombu's QoS, minus the unacked write for messages ``DELIVER`` already recorded,
+    and never putting back the message of a job that is still running."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        recorded = self.channel.recorded_tags
+        if delivery_tag in recorded:
+            recorded.discard(delivery_tag)
+            kombu_virtual.QoS.append(self, message, delivery_tag)
+        else:
+            super().append(message, delivery_tag)
+
+    @contextmanager
+    def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
+        """kombu's pipeline for acks and rejects, or, once the channel has closed
+        under a running job (the broker connection dropped and Celery made a new
+        one), a pipeline of a fresh client: the job's ack must still land."""
+        if pipe is None and client is None and self.channel.connection is None:
+            yield broker_client().pipeline()
+            return
+        with super().pipe_or_acquire(pipe, client) as acquired:
+            yield acquired
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        """Put the messages this channel holds back on their queues (kombu does this
+        when the channel closes, e.g. after losing the broker connection), except
+        those of jobs still running: another worker would run them a second time.
+        Their entries stay unacked and heart-beaten while they run, and the
+        visibility sweep puts them back should this worker die."""
+        running = running_delivery_tags()
+        waiting = [tag for tag in self._delivered if tag not in running]
+        try:
+            with self.channel.conn_or_acquire(client) as client_:
+                for tag in waiting:
+                    self.restore_by_tag(tag, client=client_)
+        except Exception as exc:  # e.g. the connection is already gone
+            # Nothing is lost: the entries stay unacked, and with no heartbeat the
+            # visibility sweep of any worker puts them back on their queues.
+            log.warning(
+                "could not put %d held message(s) back now (%r); the visibility sweep will",
+                len(waiting),
+                exc,
+            )
+        self._delivered.clear()
+
+
+class Channel(kombu_redis.Channel):  # type: ignore[misc]
+    """kombu's Redis channel with atomic delivery and durable, deduplicated enqueues.
+
+    Consuming: kombu BRPOPs a message and only then records it as unacked, so a
+    worker crash or a Redis restart between the two loses the message. Here an
+    idle worker BRPOPs a queue's *ready* list (one signal per message) and then
+    takes the message with the ``DELIVER`` script, which records it as unacked in
+    the same step. While messages keep coming, the worker sends ``DELIVER``
+    straight away (one round trip per message, kombu needs two) and only blocks
+    again when the queues are empty. A missing signal delays a message by at most
+    ``brpop_timeout``: a wait that times out runs ``DELIVER`` anyway.
+
+    Publishing: task messages go through the ``ENQUEUE`` script (see the module
+    docstring); other messages (control replies) take kombu's path plus a signal.
+    """
+
+    QoS = QoS
+    Message = Message
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # kombu creates its pool of plain connections on first use, normally the
+        # first unacked write. DELIVER makes those writes here, so the first use
+        # could come only as the channel closes, after kombu has dropped the
+        # connection details: create the pool now.
+        _ = self.pool
+        self.recorded_tags: set[str] = set()
+        self._no_ack_queues: set[str] = set()
+        self._sent: _SentCommand | None = None
+        self._more_expected = False
+
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        no_ack = kwargs.get("no_ack", args[0] if args else False)
+        # A no-ack consumer (e.g. control replies) never acks: record nothing for it.
+        (self._no_ack_queues.add if no_ack else self._no_ack_queues.discard)(queue)
+        return super().basic_consume(queue, *args, **kwargs)
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        connection = self.client.connection
+        self._in_poll = connection
+        self._brpop_sent_at = time.monotonic()
+        if self._more_expected:
+            self._sent = _SentCommand("DELIVER", queues)
+            script_keys, args = self._deliver_arguments(queues, take_signal=True)
+            connection.send_command(
+                "EVALSHA", scripts.DELIVER.sha, len(script_keys), *script_keys, *args
+            )
+        else:
+            self._sent = _SentCommand("WAIT", queues)
+            wait_s = self.brpop_timeout if timeout is None else timeout
+            connection.send_command("BRPOP", *[keys.ready_key(q) for q in queues], wait_s or 0)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        sent, self._sent = self._sent, None
+        try:
+            if sent is None:  # nothing of ours was pending: let kombu read it
+                return bool(super()._brpop_read(**options))
+            try:
+                if sent.kind == "DELIVER":
+                    reply = self.client.parse_response(self.client.connection, "EVALSHA")
+                else:
+                    signal = self.client.parse_response(self.client.connection, "BRPOP")
+                    # A signal, or the wait timed out (a signal may have gone
+                    # missing): take a message now. After a signal, take no second
+                    # one, so every other message still wakes another idle worker.
+                    reply = self._deliver_now(sent.queues, take_signal=not signal)
+            except NoScriptError:
+                # Redis restarted without its script cache: load it, then go on.
+                self.client.script_load(scripts.DELIVER.script)
+                raise Empty() from None
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            except redis.ResponseError as exc:
+                # Never let a server-side error stop the worker; the next wait retries.
+                log.error("taking the next message failed: %s", exc)
+                self._more_expected = False
+                raise Empty() from None
+            return self._handle_delivery(sent.queues, reply)
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _deliver_now(self, queues: list[str], take_signal: bool) -> Any:
+        script_keys, args = self._deliver_arguments(queues, take_signal)
+        return run_script(self.client, scripts.DELIVER, script_keys, args)
+
+    def _deliver_arguments(
+        self, queues: list[str], take_signal: bool
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``DELIVER`` for these queues, in pop order."""
+        lists = [self._q_for_pri(q, pri) for pri in self.priority_steps for q in queues]
+        script_keys = [
+            self.unacked_key,
+            self.unacked_index_key,
+            keys.DEAD_LETTERS_KEY,
+            *[keys.ready_key(q) for q in queues],
+            *lists,
+        ]
+        args = [
+            len(queues),
+            1 if take_signal else 0,
+            time.time(),
+            keys.DEAD_LETTERS_KEEP,
+            *[0 if q in self._no_ack_queues else 1 for q in queues],
+        ]
+        return script_keys, args
+
+    def _handle_delivery(self, queues: list[str], reply: Any) -> bool:
+        if not reply:
+            self._more_expected = False
+            raise Empty()
+        self._more_expected = True
+        position, item, reason = reply
+        queue = queues[int(position) - 1]
+        self._queue_cycle.rotate(queue)
+        if item is None:
+            log.error(
+                "dropped an unreadable message from %s (%s); kept in %s",
+                queue,
+                as_text(reason),
+                keys.DEAD_LETTERS_KEY,
+            )
+            raise Empty()
+        # DELIVER checked that this is JSON with properties and a delivery tag.
+        payload = json.loads(as_text(item))
+        if queue not in self._no_ack_queues:
+            self.recorded_tags.add(payload["properties"]["delivery_tag"])
+        try:
+            self.connection._deliver(payload, queue)
+        except MalformedMessageError as exc:
+            self._set_aside(payload, str(exc))
+            raise Empty() from None
+        return True
+
+    def _set_aside(self, payload: dict[str, Any], reason: str) -> None:
+        """Dead-letter a message kombu could not build, and drop its unacked entry."""
+        tag = payload["properties"]["delivery_tag"]
+        self.recorded_tags.discard(tag)
+        log.error("dropped an unreadable message (%s); kept in %s", reason, keys.DEAD_LETTERS_KEY)
+        entry = json.dumps(
+            {"raw": json.dumps(payload)[:10_000], "reason": reason, "at": time.time()}
+        )
+        with self.conn_or_acquire() as client, client.pipeline() as pipe:
+            pipe.lpush(keys.DEAD_LETTERS_KEY, entry)
+            pipe.ltrim(keys.DEAD_LETTERS_KEY, 0, keys.DEAD_LETTERS_KEEP - 1)
+            pipe.zrem(self.unacked_index_key, tag)
+            pipe.hdel(self.unacked_key, tag)
+            pipe.execute()
+
+    def _do_restore_message(
+        self, payload: Any, exchange: str, routing_key: str, pipe: Any, leftmost: bool = False
+    ) -> None:
+        super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
+        # Same transaction as the requeue: wake an idle worker for it.
+        for queue in self._lookup(exchange, routing_key):
+            pipe.lpush(keys.ready_key(queue), "1")
+
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        headers = message.get("headers") or {}
+        if "task" not in headers or "id" not in headers:
+            batch = kwargs.get("_publish_batch")
+            super()._put(queue, message, **kwargs)
+            if batch is not None:
+                batch.add("lpush", keys.ready_key(queue), "1")
+            else:
+                with self.conn_or_acquire() as client:
+                    client.lpush(keys.ready_key(queue), "1")
+            return
+        kwargs.pop("_publish_batch", None)  # our own collector batches instead
+        call = self.enqueue_call(queue, message)
+        pending = _collecting.get()
+        if pending is not None:
+            pending.add_enqueue(call)
+            pending.last_task = (self, queue, message)
+            return
+        with self.conn_or_acquire() as client:
+            if not run_pipeline(client, [call])[0]:
+                log.info("job %s already exists; not enqueued again", headers["id"])
+
+    def _put_fanout(
+        self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
+    ) -> None:
+        pending = _collecting.get()
+        if pending is None:
+            super()._put_fanout(exchange, message, routing_key, **kwargs)
+            return
+        payload = kombu_redis.dumps(message)
+        topics = self._get_publish_topics(exchange, routing_key)
+        for topic in topics:
+            pending.add_publish(topic, payload)
+        pending.last_event = (topics, message)
+
+    def enqueue_call(
+        self,
+        queue: str,
+        message: dict[str, Any],
+        fields: list[str] | None = None,
+        payload: str | None = None,
+    ) -> Callable[[Any], None]:
+        """The ENQUEUE call for a task message. A caller that has them already may pass
+        the new job's record ``fields`` and the message as JSON (``payload``)."""
+        headers = message["headers"]
+        options = headers.get(JOB_HEADER) or {}
+        job_id = str(headers["id"])
+        is_retry = bool(options.get("retry"))
+        if is_retry:
+            fields = ["attempt", str(options.get("attempt", 1))]
+        elif fields is None:
+            fields = job_fields(message, queue)
+        list_key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
+        keys_ = [
+            keys.job_key(job_id),
+            list_key,
+            keys.delayed_key(queue),
+            keys.wake_key(queue),
+            keys.active_key(queue),
+            keys.ready_key(queue),
+        ]
+        args = [
+            kombu_redis.dumps(message) if payload is None else payload,
+            int(options.get("delay") or 0),
+            1 if is_retry else 0,
+            job_id,
+            *fields,
+        ]
+
+        def call(pipe: Any) -> None:
+            queue_script(pipe, scripts.ENQUEUE, keys_, args)
+
+        return call
+
+
+def _publisher(topic: str, payload: str) -> Callable[[redis.client.Pipeline], None]:
+    def publish(pipe: redis.client.Pipeline) -> None:
+        pipe.publish(topic, payload)
+
+    return publish
+
+
+class Transport(kombu_redis.Transport):  # type: ignore[misc]
+    """The Redis transport with :class:`Channel`; set as Celery's ``broker_transport``."""
+
+    Channel = Channel
+
+
+def use_for_redis_urls() -> None:
+    """Make ``redis://`` and ``rediss://`` broker URLs use this transport in this process.
+
+    Registering under kombu's own scheme names (rather than a new scheme) keeps
+    every tool that reads the broker URL working unchanged: Flower's broker
+    page, ``celery inspect``, the worker banner. Other kombu users in the same
+    process get this channel too; for anything but Celery task messages it is
+    kombu's own.
+    """
+    for scheme in ("redis", "rediss"):
+        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+        kombu_transport._transport_cache.pop(scheme, None)

@@ -1,0 +1,198 @@
+"""Redis clients with the original stack's connection semantics.
+
+ioredis ran with a 10 s connect timeout, 5 s command timeout, TCP keep-alive
+after 30 s, TLS in production, and reconnected after ``min(n*50 ms, 2000 ms)``
+giving up after 10 tries. :func:`make_client` builds a redis-py client that does
+the same; :func:`broker_transport_options` hands the same values to kombu.
+:func:`broker_errors` turns a Redis that cannot take a job into a clear
+:class:`~csgoflip_jobs.errors.BrokerError`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from kombu.exceptions import OperationalError
+from redis.backoff import AbstractBackoff, NoBackoff
+from redis.retry import Retry
+
+from csgoflip_jobs.errors import (
+    BrokerAuthenticationError,
+    BrokerError,
+    BrokerOutOfMemoryError,
+    BrokerTimeoutError,
+    BrokerUnavailableError,
+)
+from csgoflip_jobs.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+_retrying = threading.local()
+
+
+class LinearCappedBackoff(AbstractBackoff):
+    """Wait ``min(failures * step_ms, cap_ms)`` milliseconds: ioredis' retry strategy."""
+
+    def __init__(self, step_ms: int, cap_ms: int) -> None:
+        self._step_ms = step_ms
+        self._cap_ms = cap_ms
+
+    def reset(self) -> None:
+        """Nothing to reset: the wait depends on the failure count alone."""
+
+    def compute(self, failures: int) -> float:
+        """Seconds to wait before retry number ``failures``."""
+        return min(failures * self._step_ms, self._cap_ms) / 1000
+
+
+class BoundedRetry(Retry):
+    """redis-py's Retry, bounded by the settings: at most ``retries + 1`` tries per call.
+
+    redis-py nests retries (a retried reconnect sends a health-check PING that is
+    retried again), so against a paused server one call took ``(retries + 1) ** 2``
+    timeouts, about ten minutes with the defaults. Here a retry inside another tries
+    once, and a refused password is never retried: waiting does not change it.
+    """
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[[Exception], Any] | Callable[[Exception, int], Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        """Call ``do``, retrying as redis-py would unless nested or refused a password."""
+
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, redis.AuthenticationError):
+                return False
+            return is_retryable is None or is_retryable(error)
+
+        if getattr(_retrying, "active", False):
+            once = Retry(NoBackoff(), 0, self._supported_errors)
+            return once.call_with_retry(do, fail, retryable, with_failure_count)
+        _retrying.active = True
+        try:
+            return super().call_with_retry(do, fail, retryable, with_failure_count)
+        finally:
+            _retrying.active = False
+
+
+def as_text(value: object) -> str:
+    """A Redis reply as str, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def keepalive_options(settings: Settings) -> dict[int, int]:
+    """TCP keep-alive timings (idle, interval) for the platforms that support them."""
+    options: dict[int, int] = {}
+    for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL"):
+        if hasattr(socket, name):
+            options[getattr(socket, name)] = settings.redis_keepalive_s
+    return options
+
+
+def connection_kwargs(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for redis-py carrying the original connection semantics."""
+    return {
+        "socket_connect_timeout": settings.redis_connect_timeout_s,
+        "socket_timeout": settings.redis_command_timeout_s,
+        "socket_keepalive": True,
+        "socket_keepalive_options": keepalive_options(settings),
+        "retry": BoundedRetry(
+            LinearCappedBackoff(settings.redis_retry_step_ms, settings.redis_retry_cap_ms),
+            settings.redis_max_retries,
+        ),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        "health_check_interval": 25,
+    }
+
+
+def make_client(url: str, settings: Settings | None = None, **overrides: Any) -> redis.Redis:
+    """A new redis-py client for ``url`` with the platform's connection semantics."""
+    kwargs = connection_kwargs(settings or get_settings())
+    kwargs.update(overrides)
+    client: redis.Redis = redis.Redis.from_url(url, **kwargs)
+    return client
+
+
+def make_bounded_client(url: str, connections: int, **overrides: Any) -> redis.Redis:
+    """A client whose pool never opens more than ``connections``: callers wait for a free one."""
+    kwargs = connection_kwargs(get_settings())
+    kwargs.update(overrides)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=connections, timeout=kwargs["socket_timeout"], **kwargs
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+@cache
+def broker_client() -> redis.Redis:
+    """The process-wide client of the queue Redis (thread-safe, pooled)."""
+    return make_client(get_settings().broker_url)
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu Redis transport options with the same socket settings as :func:`make_client`
+    (kombu reconnects by itself, so redis-py's retry options stay out)."""
+    shared = (
+        "socket_connect_timeout",
+        "socket_timeout",
+        "socket_keepalive",
+        "socket_keepalive_options",
+        "health_check_interval",
+    )
+    kwargs = connection_kwargs(settings)
+    return {name: kwargs[name] for name in shared}
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its query and with the password shown as ``**``, as Celery logs it."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:**@{netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc, query=""))
+
+
+def broker_error(exc: BaseException, url: str) -> BrokerError | None:
+    """The BrokerError for a failure to reach or write the Redis at ``url`` (a redis-py
+    error, or kombu's wrapping of one); None for any other error."""
+    cause = exc.__cause__ if isinstance(exc, OperationalError) and exc.__cause__ else exc
+    where = f"the queue Redis at {redacted_url(url)}"
+    if isinstance(cause, redis.AuthenticationError):
+        return BrokerAuthenticationError(f"{where} refused the password in the URL: {cause}")
+    if isinstance(cause, redis.OutOfMemoryError):
+        return BrokerOutOfMemoryError(
+            f"{where} is out of memory (maxmemory reached, noeviction) and refused the job; "
+            f"each job is stored whole or not at all: {cause}"
+        )
+    if isinstance(cause, redis.TimeoutError):
+        # The request may sit in the server's socket buffer and run when it resumes.
+        return BrokerTimeoutError(
+            f"{where} did not answer in time ({cause}); it may still store the job when "
+            "it resumes: enqueue it again with the same job_id, which is stored only once"
+        )
+    if isinstance(cause, redis.ConnectionError | OperationalError):
+        return BrokerUnavailableError(f"{where} could not be reached: {cause}")
+    return None
+
+
+@contextmanager
+def broker_errors(url: str) -> Iterator[None]:
+    """Within this block, a Redis that cannot be reached, refuses the password or is out
+    of memory raises the matching BrokerError (chained to the original)."""
+    try:
+        yield
+    except (redis.RedisError, OperationalError) as exc:
+        error = broker_error(exc, url)
+        if error is None:
+            raise
+        raise error from exc

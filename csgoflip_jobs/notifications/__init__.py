@@ -1,0 +1,1 @@
+"""Notifications and the WebSocket gateway that delivers them to browsers."""

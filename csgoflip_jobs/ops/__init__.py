@@ -1,0 +1,1 @@
+"""Operators' tools: the CLI, readiness checks, the local stack."""

@@ -1,0 +1,273 @@
+"""The platform on one machine without Docker, for ``csgoflip-jobs run-local``.
+
+Redis comes from REDIS_URL when it answers; otherwise a ``redis-server`` is
+started on 127.0.0.1 with its data under ``var/redis`` (append-only,
+noeviction). The payments database (DATABASE_URL, a SQLite file by default) is
+migrated; then a worker per queue, beat, Flower and the WebSocket gateway start,
+each logging to ``var/logs/<name>.log``. A short demo workload shows progress.
+Ctrl-C (or SIGTERM, SIGHUP) stops everything: workers finish their running jobs
+first. The children also get SIGTERM should run-local itself be killed (Linux);
+a redis-server it started keeps running then, and the next run uses it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import click
+import redis
+
+from csgoflip_jobs.payments.database import migrate
+from csgoflip_jobs.settings import QUEUE_NAMES, get_settings
+
+STATE_DIR = Path("var")
+STOP_TIMEOUT_S = 20.0
+"""How long a stop waits, in all, for the children's warm shutdown before killing them."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a local run (Ctrl-C, ``kill``, the terminal closing)."""
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Loaded before any fork: a child between fork and exec should not dlopen.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+FLOWER_PORT = 5555
+GATEWAY_PORT = 8765
+DEMO_NOTIFICATIONS = 20
+
+
+class LocalStack:
+    """Child processes of a local run, started and stopped together."""
+
+    def __init__(
+        self,
+        concurrency: int = 1,
+        demo: bool = True,
+        flower_port: int = FLOWER_PORT,
+        gateway_port: int = GATEWAY_PORT,
+    ) -> None:
+        self._concurrency = concurrency
+        self._demo = demo
+        self._flower_port = flower_port
+        self._gateway_port = gateway_port
+        self._redis: subprocess.Popen[bytes] | None = None
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        """Start Redis if needed, migrate, then workers, beat, Flower and the gateway."""
+        url = self._ensure_redis()
+        migrate()
+        celery = [sys.executable, "-m", "celery", "-A", "csgoflip_jobs"]
+        for queue in QUEUE_NAMES:
+            self._spawn(
+                f"worker-{queue}",
+                [
+                    *celery,
+                    "worker",
+                    "-Q",
+                    queue,
+                    "-n",
+                    f"{queue}@%h",
+                    "-c",
+                    str(self._concurrency),
+                    "-l",
+                    "info",
+                ],
+            )
+        self._spawn("beat", [*celery, "beat", "-l", "info"])
+        cli = [sys.executable, "-m", "csgoflip_jobs.ops.cli"]
+        self._spawn("flower", [*cli, "flower", "--port", str(self._flower_port)])
+        self._spawn("gateway", [*cli, "gateway", "--port", str(self._gateway_port)])
+        click.echo(
+            f"csgoflip-jobs: Redis {_safe(url)}; workers for {', '.join(QUEUE_NAMES)}, "
+            "beat, Flower and the gateway started (logs in var/logs/)."
+        )
+        click.echo(f"  Flower:   http://127.0.0.1:{self._flower_port}/")
+        click.echo(
+            f"  Gateway:  ws://127.0.0.1:{self._gateway_port}/ws   (Ctrl-C stops everything)"
+        )
+        if self._demo:
+            run_demo(f"http://127.0.0.1:{self._gateway_port}")
+
+    def wait(self) -> None:
+        """Block until a child process exits (a stop signal raises KeyboardInterrupt)."""
+        while True:
+            time.sleep(0.5)
+            for name, process in self._children.items():
+                if process.poll() is not None:
+                    click.echo(
+                        f"{name} exited with {process.returncode}; see var/logs/{name}.log",
+                        err=True,
+                    )
+                    return
+
+    def stop(self) -> None:
+        """Warm-stop everything (running jobs finish), then Redis if we started it.
+
+        Every child gets SIGTERM at once and they share one STOP_TIMEOUT_S; what is
+        still running then is killed. Further stop signals are ignored meanwhile.
+        """
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)  # also when stopping for another reason
+        for process in self._children.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in self._children.values():
+            _wait_or_kill(process, deadline)
+        if self._redis is not None:
+            self._redis.terminate()
+            _wait_or_kill(self._redis, time.monotonic() + STOP_TIMEOUT_S)
+        click.echo("csgoflip-jobs: stopped")
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        logs = STATE_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as log:
+            self._children[name] = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=partial(_die_with_parent, os.getpid()),
+            )
+
+    def _ensure_redis(self) -> str:
+        settings = get_settings()
+        url = settings.broker_url
+        if _answers(url):
+            return url
+        if settings.redis_url:
+            raise click.ClickException(f"REDIS_URL {_safe(url)} does not answer")
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise click.ClickException(
+                "no Redis answers and redis-server is not installed (apt-get install redis-server)"
+            )
+        data_dir = STATE_DIR / "redis"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._redis = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(settings.redis_port),
+                "--dir",
+                str(data_dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            # No death signal: should run-local be killed, the workers' warm shutdown
+            # still needs Redis to record and ack their last jobs. It keeps running
+            # with its data, and the next run-local uses it.
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while not _answers(url):
+            if time.monotonic() > deadline or self._redis.poll() is not None:
+                raise click.ClickException(f"could not start redis-server for {_safe(url)}")
+            time.sleep(0.1)
+        return url
+
+
+def run_demo(gateway_url: str) -> None:
+    """A short workload: a deposit, live notifications, a withdrawal; progress shown."""
+    from csgoflip_jobs.engine.job_queue import JobQueue
+    from csgoflip_jobs.helpers.sessions import SessionService
+    from csgoflip_jobs.payments.service import PaymentService
+
+    payments = PaymentService()
+    user_id = payments.create_user()
+    payments.schedule_deposit_processing(payments.create_deposit(user_id, 10_000))
+    session = SessionService().create(user_id, {"demo": True})
+    click.echo(f"  Demo:     {gateway_url}/demo?session={session.id}")
+    notifications = JobQueue("notification")
+    with click.progressbar(range(DEMO_NOTIFICATIONS), label="demo: notifications") as bar:
+        for n in bar:
+            notifications.add(
+                "send-notification",
+                {"user_id": user_id, "type": "case-opened", "payload": {"case": n + 1}},
+            )
+            time.sleep(0.25)
+    deadline = time.monotonic() + 30
+    while payments.get_balance(user_id) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    withdrawal_id = payments.request_withdrawal(user_id, 2_500)
+    click.echo(f"demo: deposit credited; withdrawal {withdrawal_id} runs in 5 s (priority 1)")
+    while payments.get_withdrawal(withdrawal_id).status == "pending" and (
+        time.monotonic() < deadline + 15
+    ):
+        time.sleep(0.5)
+    click.echo(
+        f"demo: withdrawal {withdrawal_id} {payments.get_withdrawal(withdrawal_id).status}"
+        f"; balance {payments.get_balance(user_id)}; `csgoflip-jobs counts` for the rest"
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for printing."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def install_stop_signals() -> None:
+    """Make Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt once, in the main thread.
+
+    Set here, not inherited: a shell starts background jobs with SIGINT ignored,
+    and Ctrl-C or ``kill -INT`` must stop the stack however it was started. An
+    ignored SIGHUP stays ignored: that is nohup asking to outlive the terminal.
+    The first signal ignores the rest, so a second Ctrl-C (or the terminal's
+    SIGHUP after it) cannot interrupt the stop it started.
+    """
+    for signum in STOP_SIGNALS:
+        if signum != signal.SIGHUP or signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _stop_once)
+
+
+def _stop_once(signum: int, frame: object) -> None:
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], deadline: float) -> None:
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Run in each child before exec: SIGTERM it when run-local (``parent``) dies,
+    even by SIGKILL.
+
+    Children run in their own sessions (a Ctrl-C reaches run-local alone, which
+    stops them in order), so without this they would outlive a killed run-local.
+    Linux only; elsewhere a killed run-local leaves its children running.
+    """
+    if _LIBC is None:
+        return
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # run-local died before prctl took effect
+        os._exit(1)

@@ -1,0 +1,1 @@
+"""Payments: the ledger, deposits, withdrawals and payout gateways."""

@@ -1,0 +1,1 @@
+"""Support code for the tests: workers, Redis servers, polling, helpers."""

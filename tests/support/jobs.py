@@ -1,0 +1,78 @@
+"""Tasks that exist only for the tests; workers load them with ``-I tests.support.jobs``.
+
+Each records what it did in Redis so the test process can check it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+from csgoflip_jobs import UnrecoverableError, app
+from csgoflip_jobs.helpers.connection import broker_client
+
+RUNS_KEY = "test:runs"
+"""List of JSON records, one per try that started: job id, name, data, attempt, time."""
+
+RUN_IDS_KEY = "test:run-ids"
+"""Set of the ids of the records in RUNS_KEY, so a record is pushed once per try."""
+
+# redis-py re-sends a command whose reply was lost (e.g. Redis shut down after
+# running it): a plain RPUSH could then record one try twice.
+_RECORD_ONCE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+end
+"""
+
+
+def _record(task: Any, **extra: Any) -> None:
+    header = getattr(task.request, "bullmq", None) or {}
+    entry = {
+        "id": task.request.id,
+        "name": task.name,
+        "attempt": header.get("attempt", 1),
+        "at": time.time(),
+        "pid": os.getpid(),
+        "run": uuid.uuid4().hex,
+        **extra,
+    }
+    client = broker_client()
+    client.eval(_RECORD_ONCE, 2, RUNS_KEY, RUN_IDS_KEY, entry["run"], json.dumps(entry))
+
+
+@app.task(name="test-record", bind=True)
+def record(self: Any, **data: Any) -> dict[str, Any]:
+    """Record the run and return the data."""
+    _record(self, data=data)
+    return data
+
+
+@app.task(name="test-flaky", bind=True)
+def flaky(self: Any, succeed_on: int = 99, **data: Any) -> str:
+    """Fail every try before ``succeed_on``."""
+    _record(self, data=data)
+    header = getattr(self.request, "bullmq", None) or {}
+    if header.get("attempt", 1) < succeed_on:
+        raise RuntimeError(f"flaky failure on try {header.get('attempt', 1)}")
+    return "ok"
+
+
+@app.task(name="test-unrecoverable", bind=True)
+def unrecoverable(self: Any, **data: Any) -> None:
+    """Fail with UnrecoverableError."""
+    _record(self, data=data)
+    raise UnrecoverableError("this job can never succeed")
+
+
+@app.task(name="test-sleep", bind=True)
+def sleep(self: Any, seconds: float = 1.0) -> str:
+    """Record the start, sleep, then record the end."""
+    data: dict[str, Any] = {}
+    _record(self, data=data, phase="start")
+    time.sleep(seconds)
+    _record(self, data=data, phase="end")
+    return "slept"
