@@ -5,16 +5,11 @@ and the helper services.
 """
 
 from csgoflip_jobs.celery_app import app
+from csgoflip_jobs.engine.errors import JobOptionsError, UnrecoverableError
 from csgoflip_jobs.engine.job_queue import Job, JobQueue
-from csgoflip_jobs.errors import (
-    ConfigError,
-    CsgoflipJobsError,
-    JobOptionsError,
-    LockError,
-    LockLostError,
-    UnrecoverableError,
-)
+from csgoflip_jobs.errors import ConfigError, CsgoflipJobsError
 from csgoflip_jobs.helpers.cache import CacheService
+from csgoflip_jobs.helpers.errors import LockError, LockLostError
 from csgoflip_jobs.helpers.monitoring import RedisMonitor
 from csgoflip_jobs.helpers.rate_limit import RateLimitService
 from csgoflip_jobs.helpers.redis_service import RedisService

@@ -11,8 +11,9 @@ from celery.signals import worker_init
 
 from csgoflip_jobs.engine.celery_ext.job_keeper import JobKeeper, check_eviction_policy
 from csgoflip_jobs.engine.celery_ext.transport import use_for_redis_urls
-from csgoflip_jobs.errors import ConfigError, UnsafeBrokerError
+from csgoflip_jobs.errors import ConfigError
 from csgoflip_jobs.helpers.connection import broker_client
+from csgoflip_jobs.helpers.errors import UnsafeBrokerError
 from csgoflip_jobs.settings import get_settings
 
 log = logging.getLogger(__name__)

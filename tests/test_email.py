@@ -9,8 +9,8 @@ import redis
 from aiosmtpd.controller import Controller
 
 from csgoflip_jobs import JobQueue
+from csgoflip_jobs.emails.errors import PermanentEmailError
 from csgoflip_jobs.emails.sender import EmailService
-from csgoflip_jobs.errors import PermanentEmailError
 from csgoflip_jobs.settings import Settings
 from tests.support.polling import wait_for_state, wait_until
 from tests.support.redis_servers import free_port

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from csgoflip_jobs.engine.celery_ext.job_keeper import check_eviction_policy
-from csgoflip_jobs.errors import UnsafeBrokerError
+from csgoflip_jobs.helpers.errors import UnsafeBrokerError
 from csgoflip_jobs.settings import Settings
 from tests.support.redis_servers import RedisServer, start_redis
 from tests.support.workers import WorkerProcess

@@ -30,14 +30,14 @@ from celery import Celery
 
 from csgoflip_jobs import JobQueue
 from csgoflip_jobs import app as default_app
-from csgoflip_jobs.errors import (
+from csgoflip_jobs.errors import CsgoflipJobsError
+from csgoflip_jobs.helpers.connection import broker_client, make_client
+from csgoflip_jobs.helpers.errors import (
     BrokerAuthenticationError,
     BrokerOutOfMemoryError,
     BrokerTimeoutError,
     BrokerUnavailableError,
-    CsgoflipJobsError,
 )
-from csgoflip_jobs.helpers.connection import broker_client, make_client
 from csgoflip_jobs.keys import job_key
 from csgoflip_jobs.ops.readiness import run_checks
 from csgoflip_jobs.settings import get_settings

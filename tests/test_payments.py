@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from csgoflip_jobs import JobQueue
-from csgoflip_jobs.errors import InsufficientFundsError, PaymentError, StaleLockError
 from csgoflip_jobs.helpers.redlock import LockSignal, RedlockService
+from csgoflip_jobs.payments.errors import InsufficientFundsError, PaymentError, StaleLockError
 from csgoflip_jobs.payments.gateways import SandboxGateway
 from csgoflip_jobs.payments.service import PaymentService
 from tests.support.payment_helpers import (

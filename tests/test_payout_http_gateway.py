@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 
-from csgoflip_jobs.errors import PermanentPayoutError, TransientPayoutError
-from csgoflip_jobs.payments.gateways import HttpGateway, PayoutRequest, PayoutTimeoutError
+from csgoflip_jobs.payments.errors import (
+    PayoutTimeoutError,
+    PermanentPayoutError,
+    TransientPayoutError,
+)
+from csgoflip_jobs.payments.gateways import HttpGateway, PayoutRequest
 
 
 class Provider(ThreadingHTTPServer):

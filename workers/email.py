@@ -10,8 +10,8 @@ from functools import cache
 from typing import Any
 
 from csgoflip_jobs import RateLimitService, UnrecoverableError, app, keys
+from csgoflip_jobs.emails.errors import PermanentEmailError
 from csgoflip_jobs.emails.sender import EmailService
-from csgoflip_jobs.errors import PermanentEmailError
 from csgoflip_jobs.settings import get_settings
 
 

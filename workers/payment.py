@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from csgoflip_jobs import UnrecoverableError, app, keys
-from csgoflip_jobs.errors import LockError, PaymentError, PermanentPayoutError
+from csgoflip_jobs.helpers.errors import LockError
+from csgoflip_jobs.payments.errors import PaymentError, PermanentPayoutError
 from csgoflip_jobs.payments.service import default_payment_service
 
 

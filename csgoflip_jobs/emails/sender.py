@@ -21,7 +21,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
-from csgoflip_jobs.errors import PermanentEmailError, TransientEmailError
+from csgoflip_jobs.emails.errors import PermanentEmailError, TransientEmailError
 from csgoflip_jobs.settings import Settings, get_settings
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"

@@ -23,9 +23,9 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.bulk import TaskMessageTemplate
 from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER, collect_enqueues
+from csgoflip_jobs.engine.errors import JobOptionsError
 from csgoflip_jobs.engine.job_task import JobTask
 from csgoflip_jobs.engine.options import JobOptions, encode_data, parse_options
-from csgoflip_jobs.errors import JobOptionsError
 from csgoflip_jobs.helpers.connection import as_text, broker_client, broker_error, broker_errors
 from csgoflip_jobs.helpers.scripts import run_script
 from csgoflip_jobs.settings import QUEUE_NAMES, get_settings

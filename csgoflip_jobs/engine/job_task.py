@@ -22,8 +22,8 @@ from celery.exceptions import Ignore, Reject, Retry
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
+from csgoflip_jobs.engine.errors import UnrecoverableError
 from csgoflip_jobs.engine.options import Backoff
-from csgoflip_jobs.errors import UnrecoverableError
 from csgoflip_jobs.helpers.connection import broker_client
 
 log = logging.getLogger(__name__)

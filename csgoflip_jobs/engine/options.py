@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.errors import JobOptionsError
+from csgoflip_jobs.engine.errors import JobOptionsError
 
 BackoffType = Literal["fixed", "exponential"]
 KeepOption = bool | int

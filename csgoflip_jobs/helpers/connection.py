@@ -23,7 +23,7 @@ from kombu.exceptions import OperationalError
 from redis.backoff import AbstractBackoff, NoBackoff
 from redis.retry import Retry
 
-from csgoflip_jobs.errors import (
+from csgoflip_jobs.helpers.errors import (
     BrokerAuthenticationError,
     BrokerError,
     BrokerOutOfMemoryError,

@@ -33,10 +33,10 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.errors import LockError, LockLostError
 from csgoflip_jobs.helpers import scripts as lua_scripts
 from csgoflip_jobs.helpers.arguments import require_callable, require_key, require_positive
 from csgoflip_jobs.helpers.connection import make_client
+from csgoflip_jobs.helpers.errors import LockError, LockLostError
 from csgoflip_jobs.settings import get_settings
 
 log = logging.getLogger(__name__)

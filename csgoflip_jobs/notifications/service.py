@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.errors import UnrecoverableError
+from csgoflip_jobs.engine.errors import UnrecoverableError
 from csgoflip_jobs.helpers.connection import broker_client
 
 

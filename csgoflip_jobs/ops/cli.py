@@ -55,8 +55,8 @@ def enqueue(
     job_id: str | None,
 ) -> None:
     """Enqueue JOB_NAME on QUEUE with DATA (a JSON object) and print its id."""
+    from csgoflip_jobs.engine.errors import JobOptionsError
     from csgoflip_jobs.engine.job_queue import JobQueue
-    from csgoflip_jobs.errors import JobOptionsError
 
     try:
         payload = json.loads(data)

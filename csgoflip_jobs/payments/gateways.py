@@ -21,7 +21,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from csgoflip_jobs.errors import PermanentPayoutError, TransientPayoutError
+from csgoflip_jobs.payments.errors import (
+    PayoutTimeoutError,
+    PermanentPayoutError,
+    TransientPayoutError,
+)
 from csgoflip_jobs.payments.models import SandboxPayout, SandboxPlan
 from csgoflip_jobs.settings import get_settings
 
@@ -33,10 +37,6 @@ class PayoutRequest:
     idempotency_key: str
     user_id: int
     amount_minor: int
-
-
-class PayoutTimeoutError(TransientPayoutError):
-    """No answer in time: the payout may or may not have happened."""
 
 
 class PayoutGateway(Protocol):

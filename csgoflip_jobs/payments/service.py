@@ -35,18 +35,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine.job_queue import JobQueue
-from csgoflip_jobs.errors import (
+from csgoflip_jobs.helpers.redlock import LockSignal, RedlockService, default_redlock
+from csgoflip_jobs.payments.database import session_factory
+from csgoflip_jobs.payments.errors import (
     InsufficientFundsError,
     PaymentError,
+    PayoutTimeoutError,
     PermanentPayoutError,
     StaleLockError,
 )
-from csgoflip_jobs.helpers.redlock import LockSignal, RedlockService, default_redlock
-from csgoflip_jobs.payments.database import session_factory
 from csgoflip_jobs.payments.gateways import (
     PayoutGateway,
     PayoutRequest,
-    PayoutTimeoutError,
     SandboxGateway,
     default_gateway,
 )

@@ -24,8 +24,8 @@ from celery import bootsteps
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.transport import running_delivery_tags
-from csgoflip_jobs.errors import UnsafeBrokerError
 from csgoflip_jobs.helpers.connection import make_client
+from csgoflip_jobs.helpers.errors import UnsafeBrokerError
 from csgoflip_jobs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
