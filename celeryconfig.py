@@ -85,13 +85,6 @@ worker_hijack_root_logger = False
 broker_channel_error_retry = True
 
 imports = ("workers.payment", "workers.notification", "workers.email", "workers.maintenance")
-task_routes.update(
-    {
-        "requeue-stuck-withdrawals": {"queue": "payment"},
-        "prune-session-sets": {"queue": "notification"},
-        "snapshot-redis-stats": {"queue": "notification"},
-    }
-)
 
 # One beat at a time: celery-redbeat keeps the schedule and a lock in Redis.
 beat_scheduler = "redbeat.RedBeatScheduler"
