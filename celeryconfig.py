@@ -23,7 +23,7 @@ from kombu import Queue
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers.connection import broker_transport_options as _transport_options
-from csgoflip_jobs.settings import QUEUE_NAMES, get_settings
+from csgoflip_jobs.settings import get_settings
 
 _settings = get_settings()
 
@@ -58,7 +58,8 @@ task_serializer = "json"
 result_serializer = "json"
 event_serializer = "json"
 
-task_queues = [Queue(name, routing_key=name) for name in QUEUE_NAMES]
+# The platform's queues, in the order a worker listens to them, and where each job goes.
+task_queues = [Queue(name, routing_key=name) for name in ("payment", "notification", "email")]
 task_routes = {
     "process-withdrawal": {"queue": "payment"},
     "process-deposit": {"queue": "payment"},

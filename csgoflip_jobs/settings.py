@@ -17,9 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from csgoflip_jobs.errors import ConfigError
 
-QUEUE_NAMES: tuple[str, ...] = ("payment", "notification", "email")
-"""The platform's queues, in the order a worker listens to them."""
-
 
 class Settings(BaseSettings):
     """Typed view of the environment. Field names are the variable names, lower-cased."""
@@ -27,6 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
     app_env: Literal["development", "test", "production"] = "development"
+
+    celery_app: str = "csgoflip_jobs.celery_app:app"
+    """The Celery app JobQueue uses when given none (``module:attribute``, as ``celery -A``)."""
 
     redis_url: str | None = None
     redis_host: str = "localhost"

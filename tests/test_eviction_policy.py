@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from csgoflip_jobs.engine.celery_ext.job_keeper import check_eviction_policy
 from csgoflip_jobs.helpers.errors import UnsafeBrokerError
+from csgoflip_jobs.helpers.monitoring import check_eviction_policy
 from csgoflip_jobs.settings import Settings
 from tests.support.redis_servers import RedisServer, start_redis
 from tests.support.workers import WorkerProcess

@@ -30,6 +30,7 @@ from celery import Celery
 
 from csgoflip_jobs import JobQueue
 from csgoflip_jobs import app as default_app
+from csgoflip_jobs.celery_app import create_app
 from csgoflip_jobs.errors import CsgoflipJobsError
 from csgoflip_jobs.helpers.connection import broker_client, make_client
 from csgoflip_jobs.helpers.errors import (
@@ -77,16 +78,13 @@ def give_up_bound_s() -> float:
 
 
 def app_from_environment() -> Celery:
-    """A Celery app set up as ``csgoflip_jobs.app`` is, from ``celeryconfig`` as it reads the
+    """A Celery app wired as ``csgoflip_jobs.app`` is, from ``celeryconfig`` as it reads the
     environment now (the package's app read it once, for good), knowing the same tasks."""
     spec = importlib.util.find_spec("celeryconfig")
     assert spec is not None and spec.loader is not None
     config = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(config)
-    app = Celery(
-        "csgoflip_jobs", task_cls="csgoflip_jobs.engine.job_task:JobTask", set_as_current=False
-    )
-    app.config_from_object(config)
+    app = create_app(config, set_as_current=False)
     app.tasks.update(default_app.tasks)  # JobQueue checks names and data against them
     return app
 

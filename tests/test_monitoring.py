@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, RedisMonitor
+from csgoflip_jobs.celery_app import job_counts_by_queue
 from tests.support.redis_servers import RedisServer, start_redis
 
 
@@ -34,13 +35,19 @@ def test_hit_rate_is_defined_before_any_lookup(fresh_server: RedisServer) -> Non
 def test_stats_have_the_original_fields_and_queue_counts(redis_client: redis.Redis) -> None:
     JobQueue("payment").add("test-record", {"n": 1}, delay=60_000)
     JobQueue("email").add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(3)])
-    stats = RedisMonitor(redis_client).get_stats()
+    stats = RedisMonitor(redis_client, queue_counts=job_counts_by_queue).get_stats()
     assert stats.connected_clients >= 1
     assert stats.used_memory_human.endswith(("K", "M", "G", "B"))
     assert stats.total_keys >= 4
     assert stats.uptime_days >= 0
     assert stats.maxmemory_policy == "noeviction" and stats.evicted_keys >= 0
-    assert stats.queues["payment"].delayed == 1
-    assert stats.queues["email"].waiting == 3
-    assert stats.queues["notification"].completed == 0
+    assert stats.queues["payment"]["delayed"] == 1
+    assert stats.queues["email"]["waiting"] == 3
+    assert stats.queues["notification"]["completed"] == 0
     assert stats.as_dict()["queues"]["email"]["waiting"] == 3
+
+
+def test_without_queue_counts_the_stats_read_no_queue(redis_client: redis.Redis) -> None:
+    """The helper knows no job engine: queue counts come only from the provider given."""
+    JobQueue("email").add("test-record", {"n": 1})
+    assert RedisMonitor(redis_client).get_stats().queues == {}

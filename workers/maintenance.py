@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from csgoflip_jobs import RedisMonitor, SessionService, app
+from csgoflip_jobs.celery_app import job_counts_by_queue
 
 
 @app.task(name="prune-session-sets")
@@ -14,4 +15,4 @@ def prune_session_sets() -> int:
 @app.task(name="snapshot-redis-stats")
 def snapshot_redis_stats() -> dict[str, object]:
     """Store a RedisMonitor snapshot for trends."""
-    return RedisMonitor().snapshot().as_dict()
+    return RedisMonitor(queue_counts=job_counts_by_queue).snapshot().as_dict()

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import redis
 from celery import Celery
+from celery.app.utils import find_app
 from kombu.utils.uuid import uuid
 
 from csgoflip_jobs import keys
@@ -28,7 +29,7 @@ from csgoflip_jobs.engine.job_task import JobTask
 from csgoflip_jobs.engine.options import JobOptions, encode_data, parse_options
 from csgoflip_jobs.helpers.connection import as_text, broker_client, broker_error, broker_errors
 from csgoflip_jobs.helpers.scripts import run_script
-from csgoflip_jobs.settings import QUEUE_NAMES, get_settings
+from csgoflip_jobs.settings import get_settings
 
 CheckedJob = tuple[str, dict[str, Any], str, JobOptions]
 """A job ready to send: task name, data, data as JSON, options."""
@@ -77,18 +78,37 @@ class Job:
         )
 
 
+def queue_names(app: Celery) -> tuple[str, ...]:
+    """The queues ``app`` defines (its ``task_queues``), in their configured order."""
+    return tuple(queue.name for queue in app.conf.task_queues or ())
+
+
+@cache
+def _app_at(path: str) -> Celery:
+    app: Celery = find_app(path)
+    return app
+
+
+def default_app() -> Celery:
+    """The Celery app CELERY_APP names (``csgoflip_jobs.celery_app:app`` unless set)."""
+    return _app_at(get_settings().celery_app)
+
+
 class JobQueue:
-    """A named queue (payment, notification, email) with BullMQ's options and defaults."""
+    """One of the app's queues, with BullMQ's options and defaults.
+
+    ``app`` defaults to :func:`default_app`; ``name`` must be one of its
+    ``task_queues`` (ValueError otherwise).
+    """
 
     def __init__(
         self, name: str, *, app: Celery | None = None, client: redis.Redis | None = None
     ) -> None:
-        if name not in QUEUE_NAMES:
-            raise ValueError(f"unknown queue {name!r}; the queues are {', '.join(QUEUE_NAMES)}")
-        if app is None:
-            from csgoflip_jobs.celery_app import app as default_app
-
-            app = default_app
+        app = app or default_app()
+        names = queue_names(app)
+        if name not in names:
+            listed = ", ".join(names) or "none (task_queues is empty)"
+            raise ValueError(f"unknown queue {name!r}; the queues are {listed}")
         self.name = name
         self._app = app
         self._client = client

@@ -1,29 +1,26 @@
-"""``RedisMonitor.get_stats()``: the original fields plus what an operator of queues needs."""
+"""``RedisMonitor.get_stats()``: the state of a Redis an operator watches, and the
+start-up check that the queue Redis never evicts (:func:`check_eviction_policy`)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.engine.job_queue import JobQueue
 from csgoflip_jobs.helpers.connection import broker_client
-from csgoflip_jobs.settings import QUEUE_NAMES
+from csgoflip_jobs.helpers.errors import UnsafeBrokerError
+from csgoflip_jobs.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class QueueStats:
-    """One queue's depths and retained jobs."""
-
-    waiting: int
-    delayed: int
-    active: int
-    completed: int
-    failed: int
+QueueCounts = Callable[[], Mapping[str, Mapping[str, int]]]
+"""Returns jobs per state of each queue (the app wiring's ``job_counts_by_queue``)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +35,8 @@ class RedisStats:
     uptime_days: float
     maxmemory_policy: str
     evicted_keys: int
-    queues: dict[str, QueueStats]
+    queues: dict[str, dict[str, int]]
+    """Jobs per state of each queue, when the monitor was given ``queue_counts``."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for JSON."""
@@ -46,10 +44,13 @@ class RedisStats:
 
 
 class RedisMonitor:
-    """Reads INFO and the queues' counts."""
+    """Reads INFO (and, given ``queue_counts``, the queues' job counts)."""
 
-    def __init__(self, client: redis.Redis | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis | None = None, queue_counts: QueueCounts | None = None
+    ) -> None:
         self._client = client
+        self._queue_counts = queue_counts
 
     @property
     def client(self) -> redis.Redis:
@@ -66,7 +67,7 @@ class RedisMonitor:
         return stats
 
     def get_stats(self) -> RedisStats:
-        """Connected clients, memory, keys, hit rate, uptime, eviction, and queue counts."""
+        """Connected clients, memory, keys, hit rate, uptime, eviction (and queue counts)."""
         with self.client.pipeline(transaction=False) as pipe:
             pipe.info()
             pipe.dbsize()
@@ -74,6 +75,7 @@ class RedisMonitor:
         hits = int(info.get("keyspace_hits", 0))
         misses = int(info.get("keyspace_misses", 0))
         lookups = hits + misses
+        queue_counts = self._queue_counts() if self._queue_counts is not None else {}
         return RedisStats(
             connected_clients=int(info["connected_clients"]),
             used_memory_human=str(info["used_memory_human"]),
@@ -82,8 +84,33 @@ class RedisMonitor:
             uptime_days=round(int(info["uptime_in_seconds"]) / 86400, 2),
             maxmemory_policy=str(info.get("maxmemory_policy", "unknown")),
             evicted_keys=int(info.get("evicted_keys", 0)),
-            queues={
-                name: QueueStats(**JobQueue(name, client=self.client).get_job_counts())
-                for name in QUEUE_NAMES
-            },
+            queues={name: dict(counts) for name, counts in queue_counts.items()},
         )
+
+
+def check_eviction_policy(client: redis.Redis, settings: Settings | None = None) -> str | None:
+    """Warn when the broker may evict keys; refuse (raise) in production.
+
+    Returns the policy read, or None when the server does not allow CONFIG GET.
+    """
+    settings = settings or get_settings()
+    try:
+        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy"))
+    except redis.ResponseError as exc:
+        log.warning(
+            "could not read the broker's maxmemory-policy (%s); make sure it is "
+            "noeviction, or queued jobs and locks can vanish",
+            exc,
+        )
+        return None
+    if policy == "noeviction":
+        return policy
+    message = (
+        f"the broker Redis has maxmemory-policy {policy!r}: under memory pressure it "
+        "evicts queued jobs, locks and sessions; set it to 'noeviction' and keep "
+        "caches on a separate Redis (CACHE_REDIS_URL)"
+    )
+    if settings.is_production:
+        raise UnsafeBrokerError(message)
+    log.warning(message)
+    return policy

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from csgoflip_jobs.settings import QUEUE_NAMES
+from csgoflip_jobs.errors import ConfigError
 
-QUEUES_HELP = f"comma-separated queues to consume (default: {','.join(QUEUE_NAMES)})"
+if TYPE_CHECKING:
+    from csgoflip_jobs.engine.job_queue import JobQueue
+
+CONFIG_ERROR_PREFIX = "csgoflip-jobs: configuration error: "
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; a bad setting stops any command with one line naming it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise SystemExit(f"{CONFIG_ERROR_PREFIX}{exc}") from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Background jobs of the CSGOFlip web app (Celery on Redis, BullMQ semantics)."""
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("-Q", "--queues", default=",".join(QUEUE_NAMES), show_default=True, help=QUEUES_HELP)
+@click.option("-Q", "--queues", help="comma-separated queues to consume (default: all)")
 @click.option(
     "-c",
     "--concurrency",
@@ -29,16 +43,19 @@ def main() -> None:
 )
 @click.option("-l", "--loglevel", default="info", show_default=True)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(queues: str, concurrency: int, loglevel: str, celery_args: tuple[str, ...]) -> None:
+def worker(
+    queues: str | None, concurrency: int, loglevel: str, celery_args: tuple[str, ...]
+) -> None:
     """Run a worker (prefork pool); extra arguments go to ``celery worker``."""
-    _check_queues(queues)
     from csgoflip_jobs.celery_app import app
 
-    app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", loglevel, *celery_args])
+    names = _check_queues(queues)
+    arguments = ["worker", "-Q", ",".join(names), "-c", str(concurrency), "-l", loglevel]
+    app.worker_main([*arguments, *celery_args])
 
 
 @main.command()
-@click.argument("queue", type=click.Choice(QUEUE_NAMES))
+@click.argument("queue")
 @click.argument("job_name")
 @click.argument("data", default="{}")
 @click.option("--delay", type=int, help="milliseconds before the job may run")
@@ -65,7 +82,7 @@ def enqueue(
         )
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="DATA") from None
-    except JobOptionsError as exc:
+    except (JobOptionsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(job)
 
@@ -74,9 +91,9 @@ def enqueue(
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def counts(as_json: bool) -> None:
     """Jobs per state in each queue."""
-    from csgoflip_jobs.engine.job_queue import JobQueue
+    from csgoflip_jobs.celery_app import job_counts_by_queue
 
-    table = {name: JobQueue(name).get_job_counts() for name in QUEUE_NAMES}
+    table = job_counts_by_queue()
     if as_json:
         click.echo(json.dumps(table, indent=2))
         return
@@ -107,12 +124,12 @@ def flower(host: str, port: int) -> None:
     """Serve the Flower dashboard (FLOWER_USER / FLOWER_PASSWORD for basic auth;
     required with APP_ENV=production). Prometheus metrics are at /metrics, behind the
     same credentials."""
-    from csgoflip_jobs.celery_app import app, flower_auth_arguments, protect_flower_metrics
+    from csgoflip_jobs.celery_app import app
+    from csgoflip_jobs.engine.celery_ext import flower as flower_ext
 
-    arguments = ["flower", f"--address={host}", f"--port={port}", *flower_auth_arguments()]
-    protect_flower_metrics()
+    flower_ext.prepare(app)
     click.echo(f"Flower: http://{host}:{port}/")
-    app.start(argv=arguments)
+    app.start(argv=["flower", f"--address={host}", f"--port={port}"])
 
 
 @main.command()
@@ -170,9 +187,10 @@ def reconcile(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def stats(as_json: bool) -> None:
     """Redis statistics (the original getStats) with queue depths and retained jobs."""
+    from csgoflip_jobs.celery_app import job_counts_by_queue
     from csgoflip_jobs.helpers.monitoring import RedisMonitor
 
-    snapshot = RedisMonitor().get_stats()
+    snapshot = RedisMonitor(queue_counts=job_counts_by_queue).get_stats()
     if as_json:
         click.echo(json.dumps(snapshot.as_dict(), indent=2))
         return
@@ -183,19 +201,17 @@ def stats(as_json: bool) -> None:
     click.echo(f"uptime (days)      {snapshot.uptime_days}")
     click.echo(f"maxmemory policy   {snapshot.maxmemory_policy}")
     click.echo(f"evicted keys       {snapshot.evicted_keys}")
-    _print_counts({name: vars(counts) for name, counts in snapshot.queues.items()})
+    _print_counts(snapshot.queues)
 
 
 @main.command()
 @click.argument("state", type=click.Choice(["completed", "failed"]))
-@click.option("--queue", "queue_name", type=click.Choice(QUEUE_NAMES), required=True)
+@click.option("--queue", "queue_name", required=True)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of lines")
 def jobs(state: str, queue_name: str, limit: int, as_json: bool) -> None:
     """Retained completed or failed jobs of a queue, newest first."""
-    from csgoflip_jobs.engine.job_queue import JobQueue
-
-    queue = JobQueue(queue_name)
+    queue = _queue(queue_name)
     found = (queue.get_completed if state == "completed" else queue.get_failed)(0, limit - 1)
     if as_json:
         click.echo(json.dumps([vars(job) for job in found], indent=2))
@@ -206,13 +222,11 @@ def jobs(state: str, queue_name: str, limit: int, as_json: bool) -> None:
 
 
 @main.command("retry-failed")
-@click.option("--queue", "queue_name", type=click.Choice(QUEUE_NAMES), required=True)
+@click.option("--queue", "queue_name", required=True)
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 def retry_failed(queue_name: str, limit: int) -> None:
     """Enqueue the newest failed jobs of a queue again, each under its own id."""
-    from csgoflip_jobs.engine.job_queue import JobQueue
-
-    queue = JobQueue(queue_name)
+    queue = _queue(queue_name)
     failed = queue.get_failed(0, limit - 1)
     with click.progressbar(failed, label=f"retrying {len(failed)} jobs") as progress:
         for job in progress:
@@ -279,13 +293,32 @@ def _print_counts(table: dict[str, dict[str, int]]) -> None:
         click.echo(f"{name:<14}" + "".join(f"{row[s]:>11}" for s in states))
 
 
-def _check_queues(queues: str) -> None:
-    unknown = [q for q in queues.split(",") if q not in QUEUE_NAMES]
+def _check_queues(queues: str | None) -> tuple[str, ...]:
+    """The queues named (all the app's when None); BadParameter for an unknown one."""
+    from csgoflip_jobs.celery_app import app
+    from csgoflip_jobs.engine.job_queue import queue_names
+
+    known = queue_names(app)
+    if queues is None:
+        return known
+    names = tuple(queues.split(","))
+    unknown = [q for q in names if q not in known]
     if unknown:
         raise click.BadParameter(
-            f"unknown queues {unknown}; the queues are {', '.join(QUEUE_NAMES)}",
+            f"unknown queues {unknown}; the queues are {', '.join(known)}",
             param_hint="--queues",
         )
+    return names
+
+
+def _queue(name: str) -> JobQueue:
+    """The JobQueue called ``name``; a clear error for an unknown one."""
+    from csgoflip_jobs.engine.job_queue import JobQueue
+
+    try:
+        return JobQueue(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--queue") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

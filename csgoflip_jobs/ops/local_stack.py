@@ -26,7 +26,7 @@ import click
 import redis
 
 from csgoflip_jobs.payments.database import migrate
-from csgoflip_jobs.settings import QUEUE_NAMES, get_settings
+from csgoflip_jobs.settings import get_settings
 
 STATE_DIR = Path("var")
 STOP_TIMEOUT_S = 20.0
@@ -60,10 +60,14 @@ class LocalStack:
 
     def start(self) -> None:
         """Start Redis if needed, migrate, then workers, beat, Flower and the gateway."""
+        from csgoflip_jobs.celery_app import app
+        from csgoflip_jobs.engine.job_queue import queue_names
+
         url = self._ensure_redis()
         migrate()
+        queues = queue_names(app)
         celery = [sys.executable, "-m", "celery", "-A", "csgoflip_jobs"]
-        for queue in QUEUE_NAMES:
+        for queue in queues:
             self._spawn(
                 f"worker-{queue}",
                 [
@@ -84,7 +88,7 @@ class LocalStack:
         self._spawn("flower", [*cli, "flower", "--port", str(self._flower_port)])
         self._spawn("gateway", [*cli, "gateway", "--port", str(self._gateway_port)])
         click.echo(
-            f"csgoflip-jobs: Redis {_safe(url)}; workers for {', '.join(QUEUE_NAMES)}, "
+            f"csgoflip-jobs: Redis {_safe(url)}; workers for {', '.join(queues)}, "
             "beat, Flower and the gateway started (logs in var/logs/)."
         )
         click.echo(f"  Flower:   http://127.0.0.1:{self._flower_port}/")

@@ -7,8 +7,6 @@
   - refreshes the unacked-index score of every message this worker holds, so
     kombu's visibility-timeout sweep redelivers only the jobs of workers that
     died, never a long job that is still running.
-* :func:`check_eviction_policy` runs at worker start: a broker that may evict
-  keys would silently drop queued jobs and locks.
 """
 
 from __future__ import annotations
@@ -25,8 +23,7 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.transport import running_delivery_tags
 from csgoflip_jobs.helpers.connection import make_client
-from csgoflip_jobs.helpers.errors import UnsafeBrokerError
-from csgoflip_jobs.settings import Settings, get_settings
+from csgoflip_jobs.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -138,31 +135,3 @@ class JobKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
             self._thread = None
 
     shutdown = stop
-
-
-def check_eviction_policy(client: redis.Redis, settings: Settings | None = None) -> str | None:
-    """Warn when the broker may evict keys; refuse (raise) in production.
-
-    Returns the policy read, or None when the server does not allow CONFIG GET.
-    """
-    settings = settings or get_settings()
-    try:
-        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy"))
-    except redis.ResponseError as exc:
-        log.warning(
-            "could not read the broker's maxmemory-policy (%s); make sure it is "
-            "noeviction, or queued jobs and locks can vanish",
-            exc,
-        )
-        return None
-    if policy == "noeviction":
-        return policy
-    message = (
-        f"the broker Redis has maxmemory-policy {policy!r}: under memory pressure it "
-        "evicts queued jobs, locks and sessions; set it to 'noeviction' and keep "
-        "caches on a separate Redis (CACHE_REDIS_URL)"
-    )
-    if settings.is_production:
-        raise UnsafeBrokerError(message)
-    log.warning(message)
-    return policy

@@ -17,9 +17,9 @@ Consuming takes a message and records it as unacked in one atomic step (the
 ``DELIVER`` script, see :class:`Channel`), so no message is ever held only in a
 worker's memory. Acks, rejects and visibility-timeout redelivery are kombu's own.
 
-:func:`use_for_redis_urls` installs it for ``redis://`` URLs (the Celery app does).
-Messages that are not Celery tasks (control replies) take kombu's path, plus a
-signal.
+:func:`install_transport` makes ``redis://`` and ``rediss://`` broker URLs use it
+(the Celery app calls it when it loads its configuration). Messages that are not
+Celery tasks (control replies) take kombu's path, plus a signal.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ from redis.exceptions import NoScriptError
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
+from csgoflip_jobs.errors import ConfigError
 from csgoflip_jobs.helpers.connection import as_text, broker_client
 from csgoflip_jobs.helpers.scripts import StreamedPipeline, queue_script, run_pipeline, run_script
 
@@ -253,6 +254,8 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.global_keyprefix:
+            raise ConfigError("the platform's Redis channel does not support global_keyprefix")
         # kombu creates its pool of plain connections on first use, normally the
         # first unacked write. DELIVER makes those writes here, so the first use
         # could come only as the channel closes, after kombu has dropped the
@@ -476,20 +479,31 @@ def _publisher(topic: str, payload: str) -> Callable[[redis.client.Pipeline], No
 
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]
-    """The Redis transport with :class:`Channel`; set as Celery's ``broker_transport``."""
+    """The Redis transport with :class:`Channel` (see :func:`install_transport`)."""
 
     Channel = Channel
 
 
-def use_for_redis_urls() -> None:
-    """Make ``redis://`` and ``rediss://`` broker URLs use this transport in this process.
+def install_transport(transport_options: Mapping[str, Any]) -> None:
+    """Make ``redis://`` and ``rediss://`` broker URLs use :class:`Transport` in this
+    process (idempotent); raise ConfigError for transport options it cannot honour.
 
-    Registering under kombu's own scheme names (rather than a new scheme) keeps
-    every tool that reads the broker URL working unchanged: Flower's broker
-    page, ``celery inspect``, the worker banner. Other kombu users in the same
-    process get this channel too; for anything but Celery task messages it is
-    kombu's own.
+    Why not Celery's ``broker_transport`` setting: kombu then names the connection
+    after the class path (``Connection.as_uri()`` gives
+    ``csgoflip_jobs.engine.celery_ext.transport:Transport://host:6379//``), and Flower
+    picks its broker reader by that URL's scheme (``flower.utils.broker.Broker``), so
+    its Broker page fails and the worker banner shows the class path. Registering
+    under kombu's own scheme names keeps the URL ``redis://`` for every tool: Flower,
+    ``celery inspect``, ``celery purge``, the banner. Other kombu users in the same
+    process get this channel too; for anything but Celery task messages it is kombu's.
     """
+    if transport_options.get("global_keyprefix"):
+        # The delivery and enqueue scripts name their keys themselves; a prefix
+        # would split a queue between prefixed and unprefixed keys.
+        raise ConfigError(
+            "broker_transport_options: global_keyprefix is not supported by the platform's "
+            "transport; use a Redis database (REDIS_DB) of its own instead"
+        )
     for scheme in ("redis", "rediss"):
         kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
         kombu_transport._transport_cache.pop(scheme, None)
