@@ -170,3 +170,17 @@ def test_plain_celery_flower_asks_for_the_platform_credentials(
 
         credentials = ("ops", env["FLOWER_PASSWORD"])
         assert httpx.get(f"{base}/", auth=credentials, timeout=5).status_code == 200
+
+
+def test_imports_run_one_way() -> None:
+    """import-linter's contract (pyproject.toml): ops -> app wiring, workers -> domain ->
+    engine -> helpers -> settings, errors, keys."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
