@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from csgoflip_jobs import keys
+from csgoflip_jobs.payments.service import STUCK_WITHDRAWAL_AFTER_S, STUCK_WITHDRAWAL_SWEEP_S
 from csgoflip_jobs.settings import get_settings
+
+SESSION_PRUNE_INTERVAL_S = 3600
+"""How often beat prunes expired ids from every user's session set."""
 
 beat_schedule: dict[str, dict[str, Any]] = {
     "requeue-stuck-withdrawals": {
         "task": "requeue-stuck-withdrawals",
-        "schedule": keys.STUCK_WITHDRAWAL_SWEEP_S,
-        "kwargs": {"older_than_s": keys.STUCK_WITHDRAWAL_AFTER_S},
+        "schedule": STUCK_WITHDRAWAL_SWEEP_S,
+        "kwargs": {"older_than_s": STUCK_WITHDRAWAL_AFTER_S},
         "options": {"queue": "payment"},
     },
     "prune-session-sets": {
         "task": "prune-session-sets",
-        "schedule": keys.SESSION_PRUNE_INTERVAL_S,
+        "schedule": SESSION_PRUNE_INTERVAL_S,
         "options": {"queue": "notification"},
     },
     "snapshot-redis-stats": {

@@ -22,6 +22,7 @@ from __future__ import annotations
 from kombu import Queue
 
 from csgoflip_jobs import keys
+from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL
 from csgoflip_jobs.helpers.connection import broker_transport_options as _transport_options
 from csgoflip_jobs.settings import get_settings
 
@@ -31,9 +32,10 @@ broker_url = _settings.broker_url
 broker_transport_options = {
     **_transport_options(_settings),
     "visibility_timeout": _settings.visibility_timeout_s,
-    "unacked_restore_interval": keys.UNACKED_RESTORE_INTERVAL_S,
+    # Seconds between sweeps for jobs whose holder stopped heart-beating.
+    "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
-    "priority_steps": list(range(keys.MAX_PRIORITY_LEVEL + 1)),
+    "priority_steps": list(range(MAX_PRIORITY_LEVEL + 1)),
 }
 broker_connection_retry_on_startup = True
 # A daemon outlives a Redis restart: keep reconnecting instead of giving up.
@@ -44,9 +46,7 @@ result_backend = (
 )
 # A finished job's outcome is worth waiting for: storing it is retried through a
 # Redis outage of up to a minute (1 s apart), while the job's message stays held.
-result_backend_transport_options = {
-    "retry_policy": {"timeout": keys.RESULT_STORE_RETRY_S, "max_retries": None}
-}
+result_backend_transport_options = {"retry_policy": {"timeout": 60.0, "max_retries": None}}
 redis_socket_connect_timeout = _settings.redis_connect_timeout_s
 redis_socket_timeout = _settings.redis_command_timeout_s
 redis_socket_keepalive = True

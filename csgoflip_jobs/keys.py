@@ -1,22 +1,19 @@
-"""Every Redis key name and TTL the platform uses, in one place.
+"""Every Redis key name the platform uses, in one place (tunables live with their code).
 
-Units are part of the names (``_S`` seconds, ``_MS`` milliseconds). Keys of
-Celery and kombu themselves (``celery-task-meta-<id>``, ``unacked``, the queue
-lists) are named here too, so the retention and monitoring code agree with them.
+Keys of Celery and kombu themselves (``celery-task-meta-<id>``, ``unacked``, the
+queue lists) are named here too, so the scripts and the monitoring agree with them.
+
+The web app and the Node services before it read and write these directly; they
+are part of the public contract and never change: ``session:<id>``,
+``user:<id>:sessions``, ``cache:<key>``, ``ratelimit:<key>``, the lock names
+``user:<id>:balance`` and ``withdrawal:<id>:process``, the pub/sub channels
+``notifications:user:<id>`` and ``notifications:broadcast`` (with their ``:recent``
+lists), and the job ids ``withdrawal:<id>`` and ``deposit:<id>``.
 """
 
 from __future__ import annotations
 
 PREFIX = "csgoflip"
-
-# --- BullMQ-compatible job defaults -------------------------------------------
-DEFAULT_ATTEMPTS = 3
-DEFAULT_BACKOFF_TYPE = "exponential"
-DEFAULT_BACKOFF_DELAY_MS = 1000
-DEFAULT_KEEP_COMPLETED = 100
-DEFAULT_KEEP_FAILED = 1000
-MAX_PRIORITY_LEVEL = 9
-"""kombu's Redis transport keeps one list per level 0-9; 0 is popped first."""
 
 # --- job records ----------------------------------------------------------------
 JOB_KEY_PREFIX = f"{PREFIX}:job:"
@@ -24,9 +21,6 @@ JOB_KEY_PREFIX = f"{PREFIX}:job:"
 
 CELERY_RESULT_KEY_PREFIX = "celery-task-meta-"
 """Celery's Redis result backend stores each task's result under this prefix."""
-
-STACKTRACE_MAX_CHARS = 4000
-"""Longest traceback kept on a failed job, so 1000 failed jobs stay small."""
 
 
 def job_key(job_id: str) -> str:
@@ -75,9 +69,6 @@ def failed_key(queue: str) -> str:
 
 
 # --- notifications ---------------------------------------------------------------
-NOTIFICATIONS_KEEP = 50
-"""Newest notifications kept per user, for clients that reconnect."""
-
 BROADCAST_CHANNEL = "notifications:broadcast"
 """Pub/sub channel of site-wide events."""
 
@@ -97,13 +88,6 @@ BROADCAST_RECENT_KEY = "notifications:broadcast:recent"
 
 
 # --- sessions ------------------------------------------------------------------------
-SESSION_TTL_S = 7 * 24 * 3600
-"""A session lives 7 days after its last validation."""
-
-SESSION_ID_BYTES = 32
-"""Random bytes in a session id (256 bits, from ``secrets``)."""
-
-
 def session_key(session_id: str) -> str:
     """String holding one session's JSON (userId, createdAt, expiresAt, metadata, lastActivity)."""
     return f"session:{session_id}"
@@ -116,13 +100,6 @@ def user_sessions_key(user_id: int | str) -> str:
 
 # --- cache ---------------------------------------------------------------------------
 CACHE_PREFIX = "cache:"
-CACHE_DEFAULT_TTL_S = 300
-CACHE_FILL_LOCK_TTL_MS = 10_000
-"""Longest one caller may hold the right to fill a cold key before others take over."""
-CACHE_FILL_POLL_S = 0.01
-"""How often callers waiting for another process's fill look for the value."""
-SCAN_BATCH = 500
-"""Keys per SCAN step and per UNLINK when invalidating a pattern."""
 
 
 def cache_key(key: str) -> str:
@@ -141,39 +118,12 @@ def lock_key(resource: str) -> str:
     return resource
 
 
-REDLOCK_DRIFT_FACTOR = 0.01
-REDLOCK_RETRY_COUNT = 10
-REDLOCK_RETRY_DELAY_MS = 200
-REDLOCK_RETRY_JITTER_MS = 200
-REDLOCK_AUTOMATIC_EXTENSION_THRESHOLD_MS = 500
-REDLOCK_MASTER_TIMEOUT_S = 0.5
-"""A lock master that does not answer within this counts as failed for that attempt."""
-
-
 def fence_key(resource: str) -> str:
     """Counter behind a resource's fencing tokens."""
     return f"{PREFIX}:fence:{resource}"
 
 
 # --- payments ------------------------------------------------------------------------
-BALANCE_LOCK_MS = 5000
-"""Lock on a user's balance; extended automatically while held."""
-
-WITHDRAWAL_LOCK_MS = 5000
-"""Lock on one withdrawal while it is paid; a dead holder's lock frees after this."""
-
-WITHDRAWAL_DELAY_MS = 5000
-WITHDRAWAL_PRIORITY = 1
-"""As the original scheduled withdrawals: 5 s delay, the highest priority."""
-
-
-STUCK_WITHDRAWAL_AFTER_S = 300
-"""A withdrawal still pending this long after its request is enqueued again."""
-
-STUCK_WITHDRAWAL_SWEEP_S = 60
-"""How often beat runs the stuck-withdrawal sweep."""
-
-
 def balance_lock(user_id: int) -> str:
     """Lock held around every change of a user's balance."""
     return f"user:{user_id}:balance"
@@ -198,10 +148,6 @@ def deposit_job_id(deposit_id: int) -> str:
 EMAIL_RATE_KEY = "email:global"
 """The sliding-window log shared by every email worker (under ``ratelimit:``)."""
 
-EMAIL_RATE_MARGIN_MS = 50
-"""Added to the email window, so the send after a full window lands past it at the server
-even when one SMTP conversation took longer than another."""
-
 
 # --- rate limits ------------------------------------------------------------------------
 def rate_limit_key(key: str) -> str:
@@ -213,11 +159,6 @@ def rate_limit_key(key: str) -> str:
 STATS_SNAPSHOTS_KEY = f"{PREFIX}:stats:snapshots"
 """List of RedisMonitor snapshots (JSON), newest first."""
 
-STATS_SNAPSHOTS_KEEP = 1440
-"""A day of one-minute snapshots."""
-
-SESSION_PRUNE_INTERVAL_S = 3600
-"""How often beat prunes expired ids from every user's session set."""
 
 BEAT_KEY_PREFIX = f"{PREFIX}:beat:"
 """celery-redbeat's keys: the schedule and the lock that lets one beat run at a time."""
@@ -226,33 +167,11 @@ BEAT_KEY_PREFIX = f"{PREFIX}:beat:"
 DEAD_LETTERS_KEY = f"{PREFIX}:dead-letters"
 """List of messages a worker could not even parse (JSON with reason and time), newest first."""
 
-DEAD_LETTERS_KEEP = 1000
-
 
 # --- kombu's own keys (Redis transport defaults) ---------------------------------
 KOMBU_PRIORITY_SEP = "\x06\x16"
 KOMBU_UNACKED_KEY = "unacked"
 KOMBU_UNACKED_INDEX_KEY = "unacked_index"
-
-# --- worker timing -----------------------------------------------------------------
-HEARTBEAT_INTERVAL_S = 5.0
-"""How often a worker refreshes the unacked-index score of the jobs it holds
-(at most a third of the visibility timeout, see ``heartbeat_interval_s``)."""
-
-UNACKED_RESTORE_INTERVAL_S = 5
-"""How often a worker sweeps for jobs whose holder stopped heart-beating."""
-
-HAND_BACK_PAUSE_S = 1.0
-"""Pause before a worker hands back a job it could not mark started (Redis failing)."""
-
-RESULT_STORE_RETRY_S = 60.0
-"""How long a worker keeps retrying to store a finished job's outcome while Redis is down."""
-
-SCHEDULER_MAX_SLEEP_S = 1.0
-"""Longest a worker's delayed-job scheduler sleeps between checks."""
-
-SCHEDULER_BATCH = 500
-"""Most delayed jobs moved to their queue by one scheduler step."""
 
 
 def priority_list_key(queue: str, level: int) -> str:

@@ -9,7 +9,8 @@ import pytest
 import redis
 
 from csgoflip_jobs import SessionService
-from csgoflip_jobs.keys import SESSION_TTL_S, session_key, user_sessions_key
+from csgoflip_jobs.helpers.sessions import SESSION_TTL_S
+from csgoflip_jobs.keys import session_key, user_sessions_key
 
 
 def test_create_stores_the_original_document(redis_client: redis.Redis) -> None:

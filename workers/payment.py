@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from csgoflip_jobs import UnrecoverableError, app, keys
+from csgoflip_jobs import UnrecoverableError, app
 from csgoflip_jobs.helpers.errors import LockError
 from csgoflip_jobs.payments.errors import PaymentError, PermanentPayoutError
-from csgoflip_jobs.payments.service import default_payment_service
+from csgoflip_jobs.payments.service import (
+    BALANCE_LOCK_MS,
+    STUCK_WITHDRAWAL_AFTER_S,
+    WITHDRAWAL_LOCK_MS,
+    default_payment_service,
+)
 
 
 @app.task(name="process-withdrawal", bind=True)
@@ -27,7 +32,7 @@ def process_withdrawal(self: Any, withdrawal_id: int) -> str:
         raise UnrecoverableError(str(exc)) from exc
     except LockError:
         # Someone else is paying it (or died doing so): look again once that lock can expire.
-        self.defer(keys.WITHDRAWAL_LOCK_MS)
+        self.defer(WITHDRAWAL_LOCK_MS)
         raise
 
 
@@ -39,11 +44,11 @@ def process_deposit(self: Any, deposit_id: int) -> bool:
     except PaymentError as exc:
         raise UnrecoverableError(str(exc)) from exc
     except LockError:
-        self.defer(keys.BALANCE_LOCK_MS)
+        self.defer(BALANCE_LOCK_MS)
         raise
 
 
 @app.task(name="requeue-stuck-withdrawals")
-def requeue_stuck_withdrawals(older_than_s: int = keys.STUCK_WITHDRAWAL_AFTER_S) -> list[int]:
+def requeue_stuck_withdrawals(older_than_s: int = STUCK_WITHDRAWAL_AFTER_S) -> list[int]:
     """Enqueue again the withdrawals still pending too long (run by beat)."""
     return default_payment_service().requeue_stuck_withdrawals(older_than_s)

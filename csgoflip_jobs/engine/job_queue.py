@@ -26,7 +26,7 @@ from csgoflip_jobs.engine.bulk import TaskMessageTemplate
 from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER, collect_enqueues
 from csgoflip_jobs.engine.errors import JobOptionsError
 from csgoflip_jobs.engine.job_task import JobTask
-from csgoflip_jobs.engine.options import JobOptions, encode_data, parse_options
+from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL, JobOptions, encode_data, parse_options
 from csgoflip_jobs.helpers.connection import as_text, broker_client, broker_error, broker_errors
 from csgoflip_jobs.helpers.scripts import run_script
 from csgoflip_jobs.settings import get_settings
@@ -292,7 +292,7 @@ class JobQueue:
         prefetch buffer but not started, so the five add up to every job the
         queue holds.
         """
-        levels = range(keys.MAX_PRIORITY_LEVEL + 1)
+        levels = range(MAX_PRIORITY_LEVEL + 1)
         waiting, delayed, active, completed, failed = run_script(
             self.client,
             scripts.JOB_COUNTS,

@@ -23,8 +23,11 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
 from csgoflip_jobs.engine.errors import UnrecoverableError
-from csgoflip_jobs.engine.options import Backoff
+from csgoflip_jobs.engine.options import DEFAULT_ATTEMPTS, Backoff
 from csgoflip_jobs.helpers.connection import broker_client
+
+HAND_BACK_PAUSE_S = 1.0
+"""Pause before a worker hands back a job it could not mark started (Redis failing)."""
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class JobTry:
             queue=delivery.get("routing_key") or "",
             priority=int(delivery.get("priority") or 0),
             attempt=int(header.get("attempt", 1)),
-            attempts=int(header.get("attempts", keys.DEFAULT_ATTEMPTS)),
+            attempts=int(header.get("attempts", DEFAULT_ATTEMPTS)),
             backoff=Backoff.parse(header.get("backoff")),
             header=header,
         )
@@ -111,7 +114,7 @@ class JobTask(Task):  # type: ignore[misc]
                 job.attempt,
                 exc,
             )
-            time.sleep(keys.HAND_BACK_PAUSE_S)  # no tight loop against a failing Redis
+            time.sleep(HAND_BACK_PAUSE_S)  # no tight loop against a failing Redis
             raise Reject(exc, requeue=True) from exc
         if not started:
             log.warning(

@@ -11,8 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from csgoflip_jobs import keys
 from csgoflip_jobs.engine.errors import JobOptionsError
+
+# BullMQ's job defaults: 3 tries in all, waits of 1 s then 2 s, the newest 100
+# completed and 1000 failed jobs of each queue kept.
+DEFAULT_ATTEMPTS = 3
+DEFAULT_BACKOFF_TYPE = "exponential"
+DEFAULT_BACKOFF_DELAY_MS = 1000
+DEFAULT_KEEP_COMPLETED = 100
+DEFAULT_KEEP_FAILED = 1000
+
+MAX_PRIORITY_LEVEL = 9
+"""kombu's Redis transport keeps one list per level 0-9; 0 is popped first."""
 
 BackoffType = Literal["fixed", "exponential"]
 KeepOption = bool | int
@@ -22,8 +32,8 @@ KeepOption = bool | int
 class Backoff:
     """Wait between tries: ``fixed`` waits ``delay_ms``; ``exponential`` doubles it each try."""
 
-    type: BackoffType = keys.DEFAULT_BACKOFF_TYPE  # type: ignore[assignment]
-    delay_ms: int = keys.DEFAULT_BACKOFF_DELAY_MS
+    type: BackoffType = DEFAULT_BACKOFF_TYPE  # type: ignore[assignment]
+    delay_ms: int = DEFAULT_BACKOFF_DELAY_MS
 
     def delay_for(self, attempts_made: int) -> int:
         """Milliseconds to wait after try number ``attempts_made`` (1-based) failed."""
@@ -45,14 +55,12 @@ class Backoff:
         if _is_int(value):
             return cls("fixed", _non_negative("backoff", value))
         if isinstance(value, Mapping):
-            kind = value.get("type", keys.DEFAULT_BACKOFF_TYPE)
+            kind = value.get("type", DEFAULT_BACKOFF_TYPE)
             if kind not in ("fixed", "exponential"):
                 raise JobOptionsError(
                     f"backoff type must be 'fixed' or 'exponential', not {kind!r}"
                 )
-            delay = _non_negative(
-                "backoff delay", value.get("delay", keys.DEFAULT_BACKOFF_DELAY_MS)
-            )
+            delay = _non_negative("backoff delay", value.get("delay", DEFAULT_BACKOFF_DELAY_MS))
             return cls(kind, delay)
         raise JobOptionsError(f"backoff must be milliseconds or {{type, delay}}, not {value!r}")
 
@@ -63,7 +71,7 @@ class JobOptions:
 
     delay_ms: int = 0
     priority: int = 0
-    attempts: int = keys.DEFAULT_ATTEMPTS
+    attempts: int = DEFAULT_ATTEMPTS
     backoff: Backoff = Backoff()
     remove_on_complete: KeepOption | None = None
     remove_on_fail: KeepOption | None = None
@@ -72,7 +80,7 @@ class JobOptions:
     @property
     def priority_level(self) -> int:
         """kombu priority list 0-9: no priority is 0 (popped first), BullMQ p is min(p, 9)."""
-        return min(self.priority, keys.MAX_PRIORITY_LEVEL)
+        return min(self.priority, MAX_PRIORITY_LEVEL)
 
     def header(self) -> dict[str, Any]:
         """The message header a worker reads: this try's number and the retry policy."""
@@ -110,7 +118,7 @@ def parse_options(
     return JobOptions(
         delay_ms=0 if delay is None else _non_negative("delay", delay),
         priority=0 if priority is None else _non_negative("priority", priority),
-        attempts=keys.DEFAULT_ATTEMPTS if attempts is None else _positive("attempts", attempts),
+        attempts=DEFAULT_ATTEMPTS if attempts is None else _positive("attempts", attempts),
         backoff=Backoff.parse(backoff),
         remove_on_complete=_keep_option("remove_on_complete", remove_on_complete),
         remove_on_fail=_keep_option("remove_on_fail", remove_on_fail),

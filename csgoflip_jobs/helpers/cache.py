@@ -22,8 +22,16 @@ import redis
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers import scripts as lua_scripts
 from csgoflip_jobs.helpers.arguments import require_callable, require_key, require_positive
-from csgoflip_jobs.helpers.connection import make_client
+from csgoflip_jobs.helpers.connection import SCAN_BATCH, make_client
 from csgoflip_jobs.settings import get_settings
+
+CACHE_DEFAULT_TTL_S = 300
+
+CACHE_FILL_LOCK_TTL_MS = 10_000
+"""Longest one caller may hold the right to fill a cold key before others take over."""
+
+CACHE_FILL_POLL_S = 0.01
+"""How often callers waiting for another process's fill look for the value."""
 
 T = TypeVar("T")
 
@@ -35,7 +43,7 @@ class CacheService:
     """get / set / invalidate / invalidate_pattern / cached over the cache Redis."""
 
     def __init__(
-        self, client: redis.Redis | None = None, default_ttl_s: int = keys.CACHE_DEFAULT_TTL_S
+        self, client: redis.Redis | None = None, default_ttl_s: int = CACHE_DEFAULT_TTL_S
     ) -> None:
         self.client = client or make_client(get_settings().cache_url)
         self.default_ttl_s = require_positive("default_ttl_s", default_ttl_s)
@@ -59,9 +67,9 @@ class CacheService:
         match = keys.cache_key(require_key("pattern", pattern))
         removed = 0
         batch: list[Any] = []
-        for key in self.client.scan_iter(match=match, count=keys.SCAN_BATCH):
+        for key in self.client.scan_iter(match=match, count=SCAN_BATCH):
             batch.append(key)
-            if len(batch) >= keys.SCAN_BATCH:
+            if len(batch) >= SCAN_BATCH:
                 removed += int(self.client.unlink(*batch))
                 batch.clear()
         if batch:
@@ -91,7 +99,7 @@ class CacheService:
         lock_key = keys.cache_fill_lock_key(key)
         token = uuid.uuid4().hex
         while True:
-            if self.client.set(lock_key, token, nx=True, px=keys.CACHE_FILL_LOCK_TTL_MS):
+            if self.client.set(lock_key, token, nx=True, px=CACHE_FILL_LOCK_TTL_MS):
                 return self._compute(key, ttl_s, factory, lock_key, token)
             value = self._wait_for_fill(key, lock_key)
             if value is not _MISS:
@@ -116,7 +124,7 @@ class CacheService:
     def _wait_for_fill(self, key: str, lock_key: str) -> Any:
         """Poll until the value appears (returned) or the fill lock is gone (_MISS)."""
         while True:
-            time.sleep(keys.CACHE_FILL_POLL_S)
+            time.sleep(CACHE_FILL_POLL_S)
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.get(keys.cache_key(key))
                 pipe.exists(lock_key)

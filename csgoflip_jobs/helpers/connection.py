@@ -32,6 +32,9 @@ from csgoflip_jobs.helpers.errors import (
 )
 from csgoflip_jobs.settings import Settings, get_settings
 
+SCAN_BATCH = 500
+"""Keys per SCAN step and per UNLINK when invalidating a pattern."""
+
 T = TypeVar("T")
 
 _retrying = threading.local()

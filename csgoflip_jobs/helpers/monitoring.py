@@ -17,6 +17,9 @@ from csgoflip_jobs.helpers.connection import broker_client
 from csgoflip_jobs.helpers.errors import UnsafeBrokerError
 from csgoflip_jobs.settings import Settings, get_settings
 
+STATS_SNAPSHOTS_KEEP = 1440
+"""A day of one-minute snapshots."""
+
 log = logging.getLogger(__name__)
 
 QueueCounts = Callable[[], Mapping[str, Mapping[str, int]]]
@@ -62,7 +65,7 @@ class RedisMonitor:
         stats = self.get_stats()
         with self.client.pipeline(transaction=True) as pipe:
             pipe.lpush(keys.STATS_SNAPSHOTS_KEY, json.dumps({"at": time.time(), **stats.as_dict()}))
-            pipe.ltrim(keys.STATS_SNAPSHOTS_KEY, 0, keys.STATS_SNAPSHOTS_KEEP - 1)
+            pipe.ltrim(keys.STATS_SNAPSHOTS_KEY, 0, STATS_SNAPSHOTS_KEEP - 1)
             pipe.execute()
         return stats
 

@@ -39,6 +39,17 @@ from csgoflip_jobs.helpers.connection import make_client
 from csgoflip_jobs.helpers.errors import LockError, LockLostError
 from csgoflip_jobs.settings import get_settings
 
+# Redlock's defaults (the constructor's): clock drift 1 % of the lock's life, 10
+# retries 200 ms +- 200 ms apart, extension 500 ms before expiry.
+REDLOCK_DRIFT_FACTOR = 0.01
+REDLOCK_RETRY_COUNT = 10
+REDLOCK_RETRY_DELAY_MS = 200
+REDLOCK_RETRY_JITTER_MS = 200
+REDLOCK_AUTOMATIC_EXTENSION_THRESHOLD_MS = 500
+
+REDLOCK_MASTER_TIMEOUT_S = 0.5
+"""A lock master that does not answer within this counts as failed for that attempt."""
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -95,11 +106,11 @@ class RedlockService:
         self,
         clients: Sequence[redis.Redis] | None = None,
         *,
-        drift_factor: float = keys.REDLOCK_DRIFT_FACTOR,
-        retry_count: int = keys.REDLOCK_RETRY_COUNT,
-        retry_delay_ms: int = keys.REDLOCK_RETRY_DELAY_MS,
-        retry_jitter_ms: int = keys.REDLOCK_RETRY_JITTER_MS,
-        automatic_extension_threshold_ms: int = keys.REDLOCK_AUTOMATIC_EXTENSION_THRESHOLD_MS,
+        drift_factor: float = REDLOCK_DRIFT_FACTOR,
+        retry_count: int = REDLOCK_RETRY_COUNT,
+        retry_delay_ms: int = REDLOCK_RETRY_DELAY_MS,
+        retry_jitter_ms: int = REDLOCK_RETRY_JITTER_MS,
+        automatic_extension_threshold_ms: int = REDLOCK_AUTOMATIC_EXTENSION_THRESHOLD_MS,
     ) -> None:
         self.clients = list(clients) if clients is not None else _default_clients()
         if not self.clients:
@@ -268,8 +279,8 @@ def lock_master_client(url: str) -> redis.Redis:
     down must fail fast: no client-side retries, short timeouts."""
     return make_client(
         url,
-        socket_connect_timeout=keys.REDLOCK_MASTER_TIMEOUT_S,
-        socket_timeout=keys.REDLOCK_MASTER_TIMEOUT_S,
+        socket_connect_timeout=REDLOCK_MASTER_TIMEOUT_S,
+        socket_timeout=REDLOCK_MASTER_TIMEOUT_S,
         retry=Retry(NoBackoff(), 0),
     )
 

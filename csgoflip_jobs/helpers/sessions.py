@@ -21,7 +21,13 @@ import redis
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers import scripts as lua_scripts
 from csgoflip_jobs.helpers.arguments import require_key
-from csgoflip_jobs.helpers.connection import as_text, broker_client
+from csgoflip_jobs.helpers.connection import SCAN_BATCH, as_text, broker_client
+
+SESSION_TTL_S = 7 * 24 * 3600
+"""A session lives 7 days after its last validation."""
+
+SESSION_ID_BYTES = 32
+"""Random bytes in a session id (256 bits, from ``secrets``)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class Session:
 class SessionService:
     """Creates, validates and invalidates sessions."""
 
-    def __init__(self, client: redis.Redis | None = None, ttl_s: int = keys.SESSION_TTL_S) -> None:
+    def __init__(self, client: redis.Redis | None = None, ttl_s: int = SESSION_TTL_S) -> None:
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be > 0, not {ttl_s}")
         self._client = client
@@ -68,7 +74,7 @@ class SessionService:
         user = _user_id(user_id)
         if metadata is not None and not isinstance(metadata, dict):
             raise ValueError(f"metadata must be a dict, not {metadata!r}")
-        session_id = secrets.token_urlsafe(keys.SESSION_ID_BYTES)
+        session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
         seconds, micros = self.client.time()  # server time, as validate uses
         now = seconds * 1000 + micros // 1000
         # expiresAt and lastActivity come last: validate rewrites just that tail.
@@ -135,7 +141,7 @@ class SessionService:
         pattern = keys.user_sessions_key("*")
         return sum(
             self._prune_set(key)[0]
-            for key in self.client.scan_iter(match=pattern, count=keys.SCAN_BATCH)
+            for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH)
         )
 
     def _prune(self, user_id: int | str) -> tuple[int, set[str]]:

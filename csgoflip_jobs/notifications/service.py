@@ -19,6 +19,9 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine.errors import UnrecoverableError
 from csgoflip_jobs.helpers.connection import broker_client
 
+NOTIFICATIONS_KEEP = 50
+"""Newest notifications kept per user, for clients that reconnect."""
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -38,9 +41,7 @@ class Notification:
 class NotificationService:
     """Sends notifications and reads a user's recent ones."""
 
-    def __init__(
-        self, client: redis.Redis | None = None, keep: int = keys.NOTIFICATIONS_KEEP
-    ) -> None:
+    def __init__(self, client: redis.Redis | None = None, keep: int = NOTIFICATIONS_KEEP) -> None:
         if keep < 1:
             raise ValueError(f"keep must be at least 1, not {keep}")
         self._client = client
@@ -63,9 +64,7 @@ class NotificationService:
             pipe.execute()
         return notification
 
-    def recent(
-        self, user_id: int | None, count: int = keys.NOTIFICATIONS_KEEP
-    ) -> list[Notification]:
+    def recent(self, user_id: int | None, count: int = NOTIFICATIONS_KEEP) -> list[Notification]:
         """The user's newest notifications, newest first."""
         _channel, recent = _destinations(user_id)
         items = self.client.lrange(recent, 0, count - 1)

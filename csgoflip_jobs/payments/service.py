@@ -52,6 +52,23 @@ from csgoflip_jobs.payments.gateways import (
 )
 from csgoflip_jobs.payments.models import Deposit, LedgerEntry, User, Withdrawal
 
+BALANCE_LOCK_MS = 5000
+"""Lock on a user's balance; extended automatically while held."""
+
+WITHDRAWAL_LOCK_MS = 5000
+"""Lock on one withdrawal while it is paid; a dead holder's lock frees after this."""
+
+WITHDRAWAL_DELAY_MS = 5000
+
+WITHDRAWAL_PRIORITY = 1
+"""As the original scheduled withdrawals: 5 s delay, the highest priority."""
+
+STUCK_WITHDRAWAL_AFTER_S = 300
+"""A withdrawal still pending this long after its request is enqueued again."""
+
+STUCK_WITHDRAWAL_SWEEP_S = 60
+"""How often beat runs the stuck-withdrawal sweep."""
+
 log = logging.getLogger(__name__)
 
 
@@ -141,7 +158,7 @@ class PaymentService:
                 return False
             user_id, amount = deposit.user_id, deposit.amount_minor
         with (
-            self._redlock.lock(keys.balance_lock(user_id), keys.BALANCE_LOCK_MS) as signal,
+            self._redlock.lock(keys.balance_lock(user_id), BALANCE_LOCK_MS) as signal,
             self._sessions() as session,
             session.begin(),
         ):
@@ -163,7 +180,7 @@ class PaymentService:
         """Reserve the funds, then schedule the payout (5 s delay, priority 1)."""
         user_id, amount = _id("user_id", user_id), _amount(amount_minor)
         with (
-            self._redlock.lock(keys.balance_lock(user_id), keys.BALANCE_LOCK_MS) as signal,
+            self._redlock.lock(keys.balance_lock(user_id), BALANCE_LOCK_MS) as signal,
             self._sessions() as session,
             session.begin(),
         ):
@@ -190,14 +207,12 @@ class PaymentService:
         return self.queue.add(
             "process-withdrawal",
             {"withdrawal_id": withdrawal_id},
-            delay=keys.WITHDRAWAL_DELAY_MS,
-            priority=keys.WITHDRAWAL_PRIORITY,
+            delay=WITHDRAWAL_DELAY_MS,
+            priority=WITHDRAWAL_PRIORITY,
             job_id=keys.withdrawal_job_id(withdrawal_id),
         )
 
-    def requeue_stuck_withdrawals(
-        self, older_than_s: int = keys.STUCK_WITHDRAWAL_AFTER_S
-    ) -> list[int]:
+    def requeue_stuck_withdrawals(self, older_than_s: int = STUCK_WITHDRAWAL_AFTER_S) -> list[int]:
         """Enqueue again every withdrawal still pending ``older_than_s`` after its request.
 
         The database, not the queue, is the record of what is owed: a job can be
@@ -228,7 +243,7 @@ class PaymentService:
         self.queue.add(
             "process-withdrawal",
             {"withdrawal_id": withdrawal_id},
-            priority=keys.WITHDRAWAL_PRIORITY,
+            priority=WITHDRAWAL_PRIORITY,
             job_id=job_id,
         )
         return True
@@ -246,7 +261,7 @@ class PaymentService:
         """
         withdrawal_id = _id("withdrawal_id", withdrawal_id)
         lock = keys.withdrawal_lock(withdrawal_id)
-        with self._redlock.lock(lock, keys.WITHDRAWAL_LOCK_MS) as signal:
+        with self._redlock.lock(lock, WITHDRAWAL_LOCK_MS) as signal:
             withdrawal = self.get_withdrawal(withdrawal_id)
             if withdrawal.status != "pending":
                 return withdrawal.status
@@ -284,7 +299,7 @@ class PaymentService:
         # Refund under the balance lock too: the balance changes.
         with (
             self._redlock.lock(
-                keys.balance_lock(withdrawal.user_id), keys.BALANCE_LOCK_MS
+                keys.balance_lock(withdrawal.user_id), BALANCE_LOCK_MS
             ) as balance_signal,
             self._sessions() as session,
             session.begin(),

@@ -25,6 +25,16 @@ from csgoflip_jobs.engine.celery_ext.transport import running_delivery_tags
 from csgoflip_jobs.helpers.connection import make_client
 from csgoflip_jobs.settings import get_settings
 
+HEARTBEAT_INTERVAL_S = 5.0
+"""How often a worker refreshes the unacked-index score of the jobs it holds
+(or a third of the visibility timeout when that is shorter)."""
+
+SCHEDULER_MAX_SLEEP_S = 1.0
+"""Longest a worker's delayed-job scheduler sleeps between checks."""
+
+SCHEDULER_BATCH = 500
+"""Most delayed jobs moved to their queue by one scheduler step."""
+
 log = logging.getLogger(__name__)
 
 
@@ -42,11 +52,11 @@ class JobKeeperThread(threading.Thread):
         super().__init__(name="csgoflip-job-keeper", daemon=True)
         self._client = client
         # Its blocking wait must end well inside the client's socket timeout.
-        self._max_sleep_s = min(keys.SCHEDULER_MAX_SLEEP_S, command_timeout_s / 2)
+        self._max_sleep_s = min(SCHEDULER_MAX_SLEEP_S, command_timeout_s / 2)
         self._queues = queues
         self._qos = qos
         # Three heartbeats fit in one visibility timeout, so one late beat is harmless.
-        self._heartbeat_s = min(keys.HEARTBEAT_INTERVAL_S, visibility_timeout_s / 3)
+        self._heartbeat_s = min(HEARTBEAT_INTERVAL_S, visibility_timeout_s / 3)
         self._stopping = threading.Event()
         self._next_heartbeat = 0.0
 
@@ -78,12 +88,12 @@ class JobKeeperThread(threading.Thread):
             while True:
                 moved, next_in_ms = scripts.PROMOTE(
                     keys=[keys.delayed_key(queue), keys.wake_key(queue), keys.ready_key(queue)],
-                    args=[keys.JOB_KEY_PREFIX, keys.SCHEDULER_BATCH],
+                    args=[keys.JOB_KEY_PREFIX, SCHEDULER_BATCH],
                     client=self._client,
                 )
                 if moved:
                     log.debug("moved %d due jobs onto %s", moved, queue)
-                if moved < keys.SCHEDULER_BATCH:
+                if moved < SCHEDULER_BATCH:
                     break
             if next_in_ms >= 0:
                 wait_s = min(wait_s, next_in_ms / 1000)

@@ -21,7 +21,11 @@ from kombu.utils.encoding import bytes_to_str
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
+from csgoflip_jobs.engine.options import DEFAULT_KEEP_COMPLETED, DEFAULT_KEEP_FAILED
 from csgoflip_jobs.helpers.connection import broker_client
+
+STACKTRACE_MAX_CHARS = 4000
+"""Longest traceback kept on a failed job, so 1000 failed jobs stay small."""
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
         meta["task_id"] = task_id
         queue, attempt = self._job_context(task_id, request)
         finished = keys.completed_key(queue) if outcome == "completed" else keys.failed_key(queue)
-        keep = keys.DEFAULT_KEEP_COMPLETED if outcome == "completed" else keys.DEFAULT_KEEP_FAILED
+        keep = DEFAULT_KEEP_COMPLETED if outcome == "completed" else DEFAULT_KEEP_FAILED
         script_keys = [
             keys.job_key(task_id),
             keys.active_key(queue),
@@ -76,7 +80,7 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
             task_id,
             attempt,
             _outcome_value(outcome, meta, result),
-            (traceback or "")[-keys.STACKTRACE_MAX_CHARS :],
+            (traceback or "")[-STACKTRACE_MAX_CHARS:],
             keep,
             keys.JOB_KEY_PREFIX,
             self.task_keyprefix,

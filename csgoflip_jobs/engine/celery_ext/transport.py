@@ -48,6 +48,8 @@ from csgoflip_jobs.errors import ConfigError
 from csgoflip_jobs.helpers.connection import as_text, broker_client
 from csgoflip_jobs.helpers.scripts import StreamedPipeline, queue_script, run_pipeline, run_script
 
+DEAD_LETTERS_KEEP = 1000
+
 log = logging.getLogger(__name__)
 
 JOB_HEADER = "bullmq"
@@ -341,7 +343,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             len(queues),
             1 if take_signal else 0,
             time.time(),
-            keys.DEAD_LETTERS_KEEP,
+            DEAD_LETTERS_KEEP,
             *[0 if q in self._no_ack_queues else 1 for q in queues],
         ]
         return script_keys, args
@@ -383,7 +385,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         )
         with self.conn_or_acquire() as client, client.pipeline() as pipe:
             pipe.lpush(keys.DEAD_LETTERS_KEY, entry)
-            pipe.ltrim(keys.DEAD_LETTERS_KEY, 0, keys.DEAD_LETTERS_KEEP - 1)
+            pipe.ltrim(keys.DEAD_LETTERS_KEY, 0, DEAD_LETTERS_KEEP - 1)
             pipe.zrem(self.unacked_index_key, tag)
             pipe.hdel(self.unacked_key, tag)
             pipe.execute()
