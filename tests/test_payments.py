@@ -75,16 +75,20 @@ def test_processing_pays_once_however_often_it_runs(service: PaymentService) -> 
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda s, u: s.request_withdrawal(u, 0), PaymentError, "amount must be positive"),
-        (lambda s, u: s.request_withdrawal(u, -5), PaymentError, "amount must be positive"),
-        (lambda s, u: s.request_withdrawal(u, 10.5), PaymentError, "whole minor units"),
+        (lambda s, u: s.request_withdrawal(u, 0), PaymentError, "minor units >= 1, not 0"),
+        (lambda s, u: s.request_withdrawal(u, -5), PaymentError, "minor units >= 1, not -5"),
+        (
+            lambda s, u: s.request_withdrawal(u, 10.5),
+            PaymentError,
+            "amount must be a whole number of minor units",
+        ),
         (lambda s, u: s.request_withdrawal(u, 1_001), InsufficientFundsError, "cannot withdraw"),
         (lambda s, u: s.request_withdrawal(99_999, 5), PaymentError, "unknown user 99999"),
-        (lambda s, u: s.request_withdrawal("7", 5), PaymentError, "positive integer"),
-        (lambda s, u: s.request_withdrawal(True, 5), PaymentError, "positive integer"),
-        (lambda s, u: s.create_deposit(u, 0), PaymentError, "amount must be positive"),
+        (lambda s, u: s.request_withdrawal("7", 5), PaymentError, "must be a whole number >= 1"),
+        (lambda s, u: s.request_withdrawal(True, 5), PaymentError, "must be a whole number >= 1"),
+        (lambda s, u: s.create_deposit(u, 0), PaymentError, "minor units >= 1, not 0"),
         (lambda s, u: s.confirm_deposit(12_345), PaymentError, "unknown deposit"),
-        (lambda s, u: s.process_withdrawal(-1), PaymentError, "positive integer"),
+        (lambda s, u: s.process_withdrawal(-1), PaymentError, "must be a whole number >= 1"),
         (lambda s, u: s.process_withdrawal(424_242), PaymentError, "unknown withdrawal"),
     ],
 )
@@ -188,7 +192,7 @@ def test_a_job_with_bad_data_fails_once_with_its_reason(
     malformed = queue.add("process-deposit", {"deposit_id": "abc"})
     for job_id, reason in (
         (unknown, "unknown withdrawal 777"),
-        (malformed, "deposit_id must be a positive integer"),
+        (malformed, "deposit_id must be a whole number >= 1"),
     ):
         job = wait_for_state(queue, job_id, "failed", 10)
         assert job.attempts_made == 1

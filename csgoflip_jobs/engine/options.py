@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from csgoflip_jobs.engine.errors import JobOptionsError
+from csgoflip_jobs.helpers.arguments import whole_number
 
 # BullMQ's job defaults: 3 tries in all, waits of 1 s then 2 s, the newest 100
 # completed and 1000 failed jobs of each queue kept.
@@ -148,15 +149,11 @@ def _is_int(value: object) -> bool:
 
 
 def _non_negative(name: str, value: object) -> int:
-    if not _is_int(value) or value < 0:  # type: ignore[operator]
-        raise JobOptionsError(f"{name} must be a whole number >= 0, not {value!r}")
-    return value  # type: ignore[return-value]
+    return whole_number(name, value, minimum=0, error=JobOptionsError)
 
 
 def _positive(name: str, value: object) -> int:
-    if not _is_int(value) or value < 1:  # type: ignore[operator]
-        raise JobOptionsError(f"{name} must be a whole number >= 1, not {value!r}")
-    return value  # type: ignore[return-value]
+    return whole_number(name, value, minimum=1, error=JobOptionsError)
 
 
 def _keep_option(name: str, value: object) -> KeepOption | None:

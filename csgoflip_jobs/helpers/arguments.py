@@ -1,4 +1,9 @@
-"""Early ValueError for bad arguments to the helpers, with a message naming the argument."""
+"""Early, clear errors for bad arguments: each message names the argument and the value.
+
+:func:`whole_number` is the one check of counts, ids, amounts and durations across
+the platform; callers pass the ValueError subclass their API raises
+(JobOptionsError, PaymentError, ...).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,25 @@ def require_key(name: str, value: object) -> str:
     return value
 
 
-def require_positive(name: str, value: object) -> int:
-    """A whole number > 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a whole number > 0, not {value!r}")
+def whole_number(
+    name: str,
+    value: object,
+    *,
+    minimum: int = 1,
+    unit: str = "",
+    error: type[ValueError] = ValueError,
+) -> int:
+    """``value`` when it is an int (not a bool) of at least ``minimum``; otherwise raise
+    ``error`` saying so, e.g. "amount must be a whole number of minor units >= 1"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        of = f" of {unit}" if unit else ""
+        raise error(f"{name} must be a whole number{of} >= {minimum}, not {value!r}")
     return value
+
+
+def require_positive(name: str, value: object) -> int:
+    """A whole number > 0 (ValueError otherwise)."""
+    return whole_number(name, value)
 
 
 def require_ttl(name: str, value: object) -> int | None:

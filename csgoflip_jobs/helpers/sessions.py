@@ -20,7 +20,7 @@ import redis
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers import scripts as lua_scripts
-from csgoflip_jobs.helpers.arguments import require_key
+from csgoflip_jobs.helpers.arguments import require_key, whole_number
 from csgoflip_jobs.helpers.connection import SCAN_BATCH, as_text, broker_client
 
 SESSION_TTL_S = 7 * 24 * 3600
@@ -59,10 +59,8 @@ class SessionService:
     """Creates, validates and invalidates sessions."""
 
     def __init__(self, client: redis.Redis | None = None, ttl_s: int = SESSION_TTL_S) -> None:
-        if ttl_s <= 0:
-            raise ValueError(f"ttl_s must be > 0, not {ttl_s}")
         self._client = client
-        self.ttl_s = ttl_s
+        self.ttl_s = whole_number("ttl_s", ttl_s)
 
     @property
     def client(self) -> redis.Redis:

@@ -17,6 +17,7 @@ import redis
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine.errors import UnrecoverableError
+from csgoflip_jobs.helpers.arguments import whole_number
 from csgoflip_jobs.helpers.connection import broker_client
 
 NOTIFICATIONS_KEEP = 50
@@ -42,10 +43,8 @@ class NotificationService:
     """Sends notifications and reads a user's recent ones."""
 
     def __init__(self, client: redis.Redis | None = None, keep: int = NOTIFICATIONS_KEEP) -> None:
-        if keep < 1:
-            raise ValueError(f"keep must be at least 1, not {keep}")
         self._client = client
-        self._keep = keep
+        self._keep = whole_number("keep", keep)
 
     @property
     def client(self) -> redis.Redis:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine.job_queue import JobQueue
+from csgoflip_jobs.helpers.arguments import whole_number
 from csgoflip_jobs.helpers.redlock import LockSignal, RedlockService, default_redlock
 from csgoflip_jobs.payments.database import session_factory
 from csgoflip_jobs.payments.errors import (
@@ -450,14 +451,8 @@ def _changed(session: Session, statement: Update) -> int:
 
 
 def _id(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise PaymentError(f"{name} must be a positive integer, not {value!r}")
-    return value
+    return whole_number(name, value, error=PaymentError)
 
 
 def _amount(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PaymentError(f"amount must be whole minor units (an int), not {value!r}")
-    if value <= 0:
-        raise PaymentError(f"amount must be positive, not {value}")
-    return value
+    return whole_number("amount", value, unit="minor units", error=PaymentError)
