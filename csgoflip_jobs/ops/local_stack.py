@@ -25,6 +25,7 @@ from pathlib import Path
 import click
 import redis
 
+from csgoflip_jobs.helpers.connection import redacted_url
 from csgoflip_jobs.payments.database import migrate
 from csgoflip_jobs.settings import get_settings
 
@@ -88,7 +89,7 @@ class LocalStack:
         self._spawn("flower", [*cli, "flower", "--port", str(self._flower_port)])
         self._spawn("gateway", [*cli, "gateway", "--port", str(self._gateway_port)])
         click.echo(
-            f"csgoflip-jobs: Redis {_safe(url)}; workers for {', '.join(queues)}, "
+            f"csgoflip-jobs: Redis {redacted_url(url)}; workers for {', '.join(queues)}, "
             "beat, Flower and the gateway started (logs in var/logs/)."
         )
         click.echo(f"  Flower:   http://127.0.0.1:{self._flower_port}/")
@@ -147,7 +148,7 @@ class LocalStack:
         if _answers(url):
             return url
         if settings.redis_url:
-            raise click.ClickException(f"REDIS_URL {_safe(url)} does not answer")
+            raise click.ClickException(f"REDIS_URL {redacted_url(url)} does not answer")
         binary = shutil.which("redis-server")
         if binary is None:
             raise click.ClickException(
@@ -180,7 +181,7 @@ class LocalStack:
         deadline = time.monotonic() + 10
         while not _answers(url):
             if time.monotonic() > deadline or self._redis.poll() is not None:
-                raise click.ClickException(f"could not start redis-server for {_safe(url)}")
+                raise click.ClickException(f"could not start redis-server for {redacted_url(url)}")
             time.sleep(0.1)
         return url
 
@@ -224,14 +225,6 @@ def _answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for printing."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 def install_stop_signals() -> None:
