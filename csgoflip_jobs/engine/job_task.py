@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -23,41 +22,13 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
 from csgoflip_jobs.engine.errors import UnrecoverableError
-from csgoflip_jobs.engine.options import DEFAULT_ATTEMPTS, Backoff
+from csgoflip_jobs.engine.job_try import JobTry
 from csgoflip_jobs.helpers.connection import broker_client
 
 HAND_BACK_PAUSE_S = 1.0
 """Pause before a worker hands back a job it could not mark started (Redis failing)."""
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobTry:
-    """What the worker knows about the try it is running, read off the message."""
-
-    job_id: str
-    queue: str
-    priority: int
-    attempt: int
-    attempts: int
-    backoff: Backoff
-    header: dict[str, Any]
-
-    @classmethod
-    def from_request(cls, request: Any) -> JobTry:
-        """Read the try from a Celery request; messages without our header get the defaults."""
-        header = dict(getattr(request, JOB_HEADER, None) or {})
-        delivery = request.delivery_info or {}
-        return cls(
-            job_id=request.id,
-            queue=delivery.get("routing_key") or "",
-            priority=int(delivery.get("priority") or 0),
-            attempt=int(header.get("attempt", 1)),
-            attempts=int(header.get("attempts", DEFAULT_ATTEMPTS)),
-            backoff=Backoff.parse(header.get("backoff")),
-            header=header,
-        )
 
 
 _FITTING_NAMES_KEPT = 1000

@@ -20,7 +20,7 @@ from kombu.utils.encoding import bytes_to_str
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
-from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
+from csgoflip_jobs.engine.job_try import JobTry
 from csgoflip_jobs.engine.options import DEFAULT_KEEP_COMPLETED, DEFAULT_KEEP_FAILED
 from csgoflip_jobs.helpers.connection import broker_client
 
@@ -92,15 +92,13 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
         scripts.FINISH(keys=script_keys, args=args, client=self.client)
 
     def _job_context(self, task_id: str, request: Any) -> tuple[str, int]:
-        header = getattr(request, JOB_HEADER, None) or {}
-        attempt = int(header.get("attempt", 1))
-        delivery = getattr(request, "delivery_info", None) or {}
-        queue = delivery.get("routing_key")
+        job = JobTry.from_request(request)
+        queue = job.queue
         if not queue:
             # Outside a worker's request (e.g. a revoke) the record knows the queue.
             stored = broker_client().hget(keys.job_key(task_id), "queue")
             queue = bytes_to_str(stored) if stored else "unknown"
-        return queue, attempt
+        return queue, job.attempt
 
 
 def _outcome_value(outcome: str, meta: dict[str, Any], result: Any) -> str:
