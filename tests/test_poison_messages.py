@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, app
-from csgoflip_jobs.keys import DEAD_LETTERS_KEY
+from csgoflip_jobs.keys import DEAD_LETTERS_KEY, job_key
 from tests.support.polling import wait_for_state, wait_until
 from tests.support.workers import WorkerProcess
 
@@ -66,3 +66,26 @@ def test_poison_messages_are_rejected_once_and_the_worker_carries_on(
     wait_until(lambda: all(line in worker.log() for line in expected), 10)
     log = worker.log()
     assert {line: log.count(line) for line in expected} == expected
+
+
+def test_a_message_kombu_cannot_build_is_set_aside_whole(
+    workers: Callable[..., WorkerProcess], redis_client: redis.Redis
+) -> None:
+    """A message with kombu's envelope whose body cannot be decoded is dead-lettered in
+    the same entry format as garbage, and its unacked entry goes with it (one script)."""
+    queue = JobQueue("notification")
+    delayed = queue.add("test-record", {"n": 1}, delay=60_000)  # a message to copy and break
+    message = json.loads(redis_client.hget(job_key(delayed), "msg"))  # type: ignore[arg-type]
+    message["properties"]["body_encoding"] = "base64"
+    message["body"] = "not-base64!!"
+    redis_client.lpush("notification", json.dumps(message))
+    worker = workers(queues="notification", concurrency=1)
+    good = queue.add("test-record", {"after": "broken body"})
+    wait_for_state(queue, good, "completed", 20)
+    dead = [json.loads(item) for item in redis_client.lrange(DEAD_LETTERS_KEY, 0, -1)]
+    assert len(dead) == 1 and dead[0]["reason"].startswith("not a kombu message (")
+    assert json.loads(dead[0]["raw"])["body"] == "not-base64!!"
+    tag = message["properties"]["delivery_tag"]
+    assert redis_client.hget("unacked", tag) is None
+    assert redis_client.zscore("unacked_index", tag) is None
+    assert worker.process.poll() is None

@@ -10,7 +10,8 @@ _PACKAGE = __package__ or "csgoflip_jobs.engine"
 
 ENQUEUE = load_script(_PACKAGE, "enqueue")
 PROMOTE = load_script(_PACKAGE, "promote")
-DELIVER = load_script(_PACKAGE, "deliver")
+DELIVER = load_script(_PACKAGE, "deliver", libraries=("dead_letter",))
+SET_ASIDE = load_script(_PACKAGE, "set_aside", libraries=("dead_letter",))
 START = load_script(_PACKAGE, "start")
 FINISH = load_script(_PACKAGE, "finish")
 REMOVE_FINISHED = load_script(_PACKAGE, "remove_finished")

@@ -34,10 +34,12 @@ _KNOWN: list[Script] = []
 """Every script loaded in this process, reloaded together after a NOSCRIPT."""
 
 
-def load_script(package: str, name: str) -> Script:
-    """The script in ``<package>/lua/<name>.lua``."""
-    source = resources.files(package).joinpath("lua", f"{name}.lua").read_text()
-    script = Script(_ENCODING_ONLY, source)
+def load_script(package: str, name: str, libraries: tuple[str, ...] = ()) -> Script:
+    """The script in ``<package>/lua/<name>.lua``, after the Lua functions of each
+    ``<package>/lua/lib/<library>.lua`` (code several scripts share, written once)."""
+    lua = resources.files(package).joinpath("lua")
+    parts = [lua.joinpath("lib", f"{library}.lua").read_text() for library in libraries]
+    script = Script(_ENCODING_ONLY, "\n".join([*parts, lua.joinpath(f"{name}.lua").read_text()]))
     _KNOWN.append(script)
     return script
 

@@ -380,15 +380,13 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         tag = payload["properties"]["delivery_tag"]
         self.recorded_tags.discard(tag)
         log.error("dropped an unreadable message (%s); kept in %s", reason, keys.DEAD_LETTERS_KEY)
-        entry = json.dumps(
-            {"raw": json.dumps(payload)[:10_000], "reason": reason, "at": time.time()}
-        )
-        with self.conn_or_acquire() as client, client.pipeline() as pipe:
-            pipe.lpush(keys.DEAD_LETTERS_KEY, entry)
-            pipe.ltrim(keys.DEAD_LETTERS_KEY, 0, DEAD_LETTERS_KEEP - 1)
-            pipe.zrem(self.unacked_index_key, tag)
-            pipe.hdel(self.unacked_key, tag)
-            pipe.execute()
+        with self.conn_or_acquire() as client:
+            run_script(
+                client,
+                scripts.SET_ASIDE,
+                [keys.DEAD_LETTERS_KEY, self.unacked_key, self.unacked_index_key],
+                [json.dumps(payload), tag, reason, DEAD_LETTERS_KEEP],
+            )
 
     def _do_restore_message(
         self, payload: Any, exchange: str, routing_key: str, pipe: Any, leftmost: bool = False

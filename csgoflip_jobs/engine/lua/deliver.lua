@@ -1,3 +1,4 @@
+-- (lib/dead_letter.lua is prepended.)
 -- Takes the next message of the queues a worker consumes and records it as
 -- unacked in the same atomic step, so neither a worker crash nor a Redis
 -- restart between the pop and the bookkeeping can lose it (kombu's own
@@ -26,14 +27,7 @@ for i = first_list, #KEYS do
     local tag = type(props) == 'table' and props['delivery_tag']
     if type(info) ~= 'table' or type(tag) ~= 'string' then
       local reason = ok and 'not a kombu message' or 'not JSON'
-      local t = redis.call('TIME')
-      -- Bytes 0x80-0xff are written as the text \xNN: the entry stays valid JSON
-      -- whatever the item held.
-      local raw = string.gsub(string.sub(item, 1, 10000), '[\128-\255]', function(c)
-        return string.format('\\x%02x', string.byte(c))
-      end)
-      redis.call('LPUSH', KEYS[3], cjson.encode({raw = raw, reason = reason, at = tonumber(t[1])}))
-      redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+      dead_letter(KEYS[3], ARGV[4], item, reason)
       return {q, false, reason}
     end
     if ARGV[4 + q] == '1' then
