@@ -114,7 +114,7 @@ def cache_fill_lock_key(key: str) -> str:
 
 # --- locks -----------------------------------------------------------------------------
 def lock_key(resource: str) -> str:
-    """The Redlock key of a resource (the resource name itself, as node-redlock does)."""
+    """The Redlock key of a resource: the resource name itself."""
     return resource
 
 

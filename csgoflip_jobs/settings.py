@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     """PEM file of the CA that signed the Redis servers' certificates (rediss:// URLs);
     without it they are verified against the system's CAs."""
 
-    # The original ioredis options, in seconds / milliseconds as named.
+    # Connection bounds (units in the names): every Redis call gives up in bounded time.
     redis_connect_timeout_s: float = Field(10.0, gt=0)
     redis_command_timeout_s: float = Field(5.0, gt=0)
     redis_keepalive_s: int = Field(30, gt=0)

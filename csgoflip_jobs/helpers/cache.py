@@ -1,10 +1,9 @@
 """``CacheService``: JSON values under ``cache:``, with stampede protection.
 
-Fixes over the original: ``invalidate_pattern`` walks keys with SCAN and
-removes them with UNLINK in batches (KEYS would block Redis); a cached None is
-a hit; when many callers (in any number of processes) miss the same cold key at
-once, one runs the factory and the others wait for its value. A factory that
-raises caches nothing.
+Invariants: ``invalidate_pattern`` never blocks Redis (SCAN, then UNLINK in
+batches); a cached None is a hit; when many callers (in any number of processes)
+miss the same cold key at once, one runs the factory and the others wait for its
+value; a factory that raises caches nothing.
 
 Caches live on ``CACHE_REDIS_URL``, which may evict (allkeys-lru).
 """

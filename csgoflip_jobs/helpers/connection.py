@@ -1,11 +1,12 @@
-"""Redis clients with the original stack's connection semantics.
+"""Redis clients with the platform's connection semantics.
 
-ioredis ran with a 10 s connect timeout, 5 s command timeout, TCP keep-alive
-after 30 s, TLS in production, and reconnected after ``min(n*50 ms, 2000 ms)``
-giving up after 10 tries. :func:`make_client` builds a redis-py client that does
-the same; :func:`broker_transport_options` hands the same values to kombu.
-:func:`broker_errors` turns a Redis that cannot take a job into a clear
-:class:`~csgoflip_jobs.errors.BrokerError`.
+Every client gives up on a connect after REDIS_CONNECT_TIMEOUT_S (10 s), on a
+command after REDIS_COMMAND_TIMEOUT_S (5 s), keeps TCP alive after 30 s, speaks
+TLS in production, and retries after ``min(n * 50 ms, 2000 ms)`` at most 10 times,
+so one call is bounded (:func:`make_client`); kombu gets the same socket settings
+(:func:`broker_transport_options`). :func:`broker_errors` turns a Redis that
+cannot take a job into a :class:`~csgoflip_jobs.helpers.errors.BrokerError` that
+says why.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _retrying = threading.local()
 
 
 class LinearCappedBackoff(AbstractBackoff):
-    """Wait ``min(failures * step_ms, cap_ms)`` milliseconds: ioredis' retry strategy."""
+    """Wait ``min(failures * step_ms, cap_ms)`` milliseconds before the next try."""
 
     def __init__(self, step_ms: int, cap_ms: int) -> None:
         self._step_ms = step_ms
@@ -103,7 +104,7 @@ def keepalive_options(settings: Settings) -> dict[int, int]:
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for redis-py carrying the original connection semantics."""
+    """Keyword arguments for redis-py carrying the platform's connection semantics."""
     return {
         "socket_connect_timeout": settings.redis_connect_timeout_s,
         "socket_timeout": settings.redis_command_timeout_s,

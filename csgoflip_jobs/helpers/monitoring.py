@@ -34,7 +34,7 @@ class RedisStats:
     used_memory_human: str
     total_keys: int
     hit_rate: float
-    """hits / (hits + misses); 0.0 before the first lookup (the original divided by zero)."""
+    """hits / (hits + misses); 0.0 before the first lookup."""
     uptime_days: float
     maxmemory_policy: str
     evicted_keys: int

@@ -1,8 +1,8 @@
 """``RateLimitService``: fixed-window counters, checked in one atomic round trip.
 
-The original did INCR then EXPIRE: a crash between the two left a counter with
-no TTL and limited the user forever. Here one script increments and sets the
-TTL together, and also repairs a counter found without one.
+Every counter has a TTL: one script increments it and sets the TTL together (a
+crash between two commands could otherwise leave a counter that limits for
+ever), and repairs a counter found without one.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class RateLimitService:
         return int(count), int(ttl)
 
     def is_rate_limited(self, key: str, limit: int, window_seconds: int) -> bool:
-        """Count one attempt; True when it is over ``limit`` (the original's API)."""
+        """Count one attempt; True when it is over ``limit``."""
         count, _ttl = self._hit(key, limit, window_seconds)
         return count > limit
 

@@ -1,7 +1,7 @@
-"""``RedisService``: the original stack's Redis helpers, in snake_case.
+"""``RedisService``: typed Redis helpers for the web app, in snake_case.
 
-Values given to ``set`` are stored as JSON and ``get`` returns them decoded, as
-the original did; list, set and hash helpers take and return strings.
+Values given to ``set`` are stored as JSON and ``get`` returns them decoded; list,
+set and hash helpers take and return strings.
 
 Pub/sub: every subscription of a process shares ONE Redis connection, read by
 one background thread that calls each channel's handlers. redis-py

@@ -1,9 +1,10 @@
 """``RedlockService``: the Redlock algorithm over N independent Redis masters, with
 fencing tokens.
 
-Settings are node-redlock's as the original used them: drift factor 0.01,
-10 retries 200 ms apart with 200 ms jitter, automatic extension 500 ms before
-expiry. A lock needs a quorum (N/2+1) of masters.
+A lock is held when a quorum (N/2+1) of masters set it within its validity
+(duration minus elapsed time and 1 % clock drift); 10 retries 200 ms +- 200 ms
+apart by default; ``lock()`` extends it 500 ms before expiry for as long as its
+block runs, and reports a lost lock through its signal.
 
 Fencing: every acquisition returns, per resource, a token that strictly
 increases, so a store can refuse a write carrying a token lower than one it

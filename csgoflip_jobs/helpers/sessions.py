@@ -1,11 +1,12 @@
 """``SessionService``: 7-day sessions in Redis, validated in one round trip.
 
-``session:<id>`` holds the original JSON document (userId, createdAt,
-expiresAt, metadata, lastActivity; times in Unix milliseconds) and
-``user:<id>:sessions`` the user's session ids. Fixes over the original: ids
-carry 256 random bits; validate refreshes the TTL and lastActivity in one
-atomic script; ids of expired sessions are pruned from the user's set; corrupt
-data counts as an invalid session instead of raising.
+``session:<id>`` holds a JSON document (userId, createdAt, expiresAt, metadata,
+lastActivity; times in Unix milliseconds) and ``user:<id>:sessions`` the user's
+session ids. Invariants: an id carries 256 random bits; a session lives
+``ttl_s`` after its last validation, which refreshes the TTL and lastActivity in
+one atomic script; the user's set outlives every session in it and loses the ids
+of expired ones when sessions are created or listed (and hourly, by beat);
+corrupt data is an invalid session, never an exception.
 """
 
 from __future__ import annotations

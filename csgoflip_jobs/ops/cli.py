@@ -186,7 +186,7 @@ def reconcile(as_json: bool) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def stats(as_json: bool) -> None:
-    """Redis statistics (the original getStats) with queue depths and retained jobs."""
+    """Redis statistics (clients, memory, keys, hit rate, uptime) and jobs per queue."""
     from csgoflip_jobs.celery_app import job_counts_by_queue
     from csgoflip_jobs.helpers.monitoring import RedisMonitor
 

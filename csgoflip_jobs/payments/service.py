@@ -62,7 +62,7 @@ WITHDRAWAL_LOCK_MS = 5000
 WITHDRAWAL_DELAY_MS = 5000
 
 WITHDRAWAL_PRIORITY = 1
-"""As the original scheduled withdrawals: 5 s delay, the highest priority."""
+"""A withdrawal is paid 5 s after its request (time to cancel), at the highest priority."""
 
 STUCK_WITHDRAWAL_AFTER_S = 300
 """A withdrawal still pending this long after its request is enqueued again."""
@@ -203,7 +203,7 @@ class PaymentService:
         return withdrawal_id
 
     def schedule_withdrawal_processing(self, withdrawal_id: int) -> str:
-        """Enqueue ``process-withdrawal`` as the original did; once per withdrawal."""
+        """Enqueue ``process-withdrawal`` (5 s delay, priority 1); once per withdrawal."""
         withdrawal_id = _id("withdrawal_id", withdrawal_id)
         return self.queue.add(
             "process-withdrawal",
