@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobOptionsError, JobQueue, keys
-from csgoflip_jobs.engine.celery_ext.transport import STREAM_CHUNK_CALLS
+from csgoflip_jobs.engine.enqueue import STREAM_CHUNK_CALLS
 from tests.support.polling import wait_for_state
 from tests.support.workers import WorkerProcess
 

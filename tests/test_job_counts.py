@@ -8,7 +8,7 @@ from collections.abc import Callable
 import redis
 
 from csgoflip_jobs import JobQueue, keys
-from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
+from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from tests.support.polling import wait_until
 from tests.support.workers import WorkerProcess
 

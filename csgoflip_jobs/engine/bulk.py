@@ -20,13 +20,8 @@ import re
 import time
 from typing import Any
 
-from csgoflip_jobs.engine.celery_ext.transport import (
-    JOB_HEADER,
-    Channel,
-    PendingEnqueues,
-    options_fields,
-    record_fields,
-)
+from csgoflip_jobs.engine.celery_ext.transport import Channel
+from csgoflip_jobs.engine.enqueue import JOB_HEADER, PendingEnqueues, options_fields, record_fields
 from csgoflip_jobs.engine.options import JobOptions
 
 _EMBED_JSON = json.dumps({"callbacks": None, "errbacks": None, "chain": None, "chord": None})

@@ -23,7 +23,7 @@ from kombu.utils.uuid import uuid
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.bulk import TaskMessageTemplate
-from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER, collect_enqueues
+from csgoflip_jobs.engine.enqueue import JOB_HEADER, collect_enqueues
 from csgoflip_jobs.engine.errors import JobOptionsError
 from csgoflip_jobs.engine.job_task import JobTask
 from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL, JobOptions, encode_data, parse_options

@@ -20,7 +20,7 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
-from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
+from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.errors import UnrecoverableError
 from csgoflip_jobs.engine.job_try import JobTry
 from csgoflip_jobs.helpers.connection import broker_client

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from csgoflip_jobs.engine.celery_ext.transport import JOB_HEADER
+from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.options import DEFAULT_ATTEMPTS, Backoff
 
 

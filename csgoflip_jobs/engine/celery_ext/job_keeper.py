@@ -21,7 +21,7 @@ from celery import bootsteps
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
-from csgoflip_jobs.engine.celery_ext.transport import running_delivery_tags
+from csgoflip_jobs.engine.celery_ext.qos import running_delivery_tags
 from csgoflip_jobs.helpers.connection import make_client
 from csgoflip_jobs.settings import get_settings
 

@@ -24,129 +24,30 @@ Celery tasks (control replies) take kombu's path, plus a signal.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
 import kombu.transport as kombu_transport
 import redis
-from celery.worker import state as worker_state
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual as kombu_virtual
 from redis.exceptions import NoScriptError
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
+from csgoflip_jobs.engine.celery_ext.qos import QoS
+from csgoflip_jobs.engine.enqueue import JOB_HEADER, collecting, job_fields
 from csgoflip_jobs.errors import ConfigError
-from csgoflip_jobs.helpers.connection import as_text, broker_client
-from csgoflip_jobs.helpers.scripts import StreamedPipeline, queue_script, run_pipeline, run_script
+from csgoflip_jobs.helpers.connection import as_text
+from csgoflip_jobs.helpers.scripts import queue_script, run_pipeline, run_script
 
 DEAD_LETTERS_KEEP = 1000
 
 log = logging.getLogger(__name__)
-
-JOB_HEADER = "bullmq"
-"""Message header carrying the BullMQ options of one try: attempt, attempts, backoff, delay."""
-
-
-@dataclass
-class PendingEnqueues:
-    """Redis calls collected while publishing, sent in chunks as they come (see
-    :class:`~csgoflip_jobs.helpers.scripts.StreamedPipeline`)."""
-
-    pipeline: StreamedPipeline
-    enqueue_positions: list[int] = field(default_factory=list)
-    last_task: tuple[Channel, str, dict[str, Any]] | None = None
-    """The channel, queue and message of the last task message published."""
-    last_event: tuple[list[str], dict[str, Any]] | None = None
-    """The topics and message of the last event published (Celery's task-sent)."""
-
-    def add_enqueue(self, call: Callable[[redis.client.Pipeline], None]) -> None:
-        """Collect one job's ENQUEUE call."""
-        self.enqueue_positions.append(len(self.pipeline))
-        self.pipeline.add(call)
-
-    def add_publish(self, topic: str, payload: str) -> None:
-        """Collect one PUBLISH (an event)."""
-        self.pipeline.add(_publisher(topic, payload))
-
-    def run(self) -> list[Any]:
-        """Send what is left and read every reply. Per job, its ENQUEUE reply: 1 stored,
-        0 not (its job_id exists), or the error Redis answered for it (out of memory...).
-        The first error of any other call is raised."""
-        replies = self.pipeline.finish(raise_on_error=False)
-        enqueues = set(self.enqueue_positions)
-        for position, reply in enumerate(replies):
-            if position not in enqueues and isinstance(reply, Exception):
-                raise reply
-        return [replies[i] for i in self.enqueue_positions]
-
-
-_collecting: ContextVar[PendingEnqueues | None] = ContextVar("csgoflip_collecting", default=None)
-
-
-STREAM_CHUNK_CALLS = 512
-"""Calls sent to Redis at a time while a bulk enqueue is still being built."""
-
-
-@contextmanager
-def collect_enqueues(client: redis.Redis) -> Iterator[PendingEnqueues]:
-    """Within this block, publishing sends its Redis calls on one connection of
-    ``client`` in chunks; call ``run()`` afterwards to send the rest and read the
-    replies. Leaving the block without ``run()`` drops the connection."""
-    pending = PendingEnqueues(StreamedPipeline(client, STREAM_CHUNK_CALLS))
-    token = _collecting.set(pending)
-    try:
-        yield pending
-    except BaseException:
-        pending.pipeline.abandon()
-        raise
-    finally:
-        _collecting.reset(token)
-
-
-def job_fields(message: dict[str, Any], queue: str) -> list[str]:
-    """Flattened field/value pairs of a new job's record, read off a Celery message."""
-    headers = message["headers"]
-    args, kwargs = _decode_body(message)
-    data = kwargs if not args else {"args": args, **kwargs}
-    job_header = headers.get(JOB_HEADER) or {}
-    return record_fields(headers["task"], queue, json.dumps(data), options_fields(job_header))
-
-
-def record_fields(name: str, queue: str, data_json: str, options: list[str]) -> list[str]:
-    """Flattened field/value pairs of a new job's record (``options`` from
-    :func:`options_fields`)."""
-    return ["name", name, "queue", queue, "data", data_json, "attempt", "1", *options]
-
-
-def options_fields(job_header: dict[str, Any]) -> list[str]:
-    """The record's field/value pairs for a job's options (the same for equal options)."""
-    opts = job_header.get("opts", {})
-    fields = ["opts", json.dumps(opts)]
-    for option in ("remove_on_complete", "remove_on_fail"):
-        value = opts.get(option)
-        if value is not None:
-            fields += [option, json.dumps(value)]
-    return fields
-
-
-def _decode_body(message: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    body = message["body"]
-    if message["properties"].get("body_encoding") == "base64":
-        body = base64.b64decode(body)
-    try:
-        args, kwargs, _embed = json.loads(body)
-    except (ValueError, TypeError):
-        return [], {}
-    return list(args), dict(kwargs)
 
 
 class MalformedMessageError(ValueError):
@@ -173,66 +74,6 @@ class _SentCommand:
 
     kind: str  # "WAIT" (BRPOP on ready lists) or "DELIVER" (the script)
     queues: list[str]
-
-
-def running_delivery_tags() -> set[str]:
-    """Delivery tags of the jobs this worker process is running right now.
-
-    Empty outside a worker. Celery keeps running a job's pool process when the
-    broker connection drops, and the job's request outlives the channel it came on.
-    """
-    for _ in range(5):
-        try:
-            return {r.message.delivery_tag for r in list(worker_state.active_requests)}
-        except RuntimeError:  # the set changed while copied (another thread): again
-            continue
-    return set()
-
-
-class QoS(kombu_redis.QoS):  # type: ignore[misc]
-    """kombu's QoS, minus the unacked write for messages ``DELIVER`` already recorded,
-    and never putting back the message of a job that is still running."""
-
-    def append(self, message: Any, delivery_tag: str) -> None:
-        recorded = self.channel.recorded_tags
-        if delivery_tag in recorded:
-            recorded.discard(delivery_tag)
-            kombu_virtual.QoS.append(self, message, delivery_tag)
-        else:
-            super().append(message, delivery_tag)
-
-    @contextmanager
-    def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
-        """kombu's pipeline for acks and rejects, or, once the channel has closed
-        under a running job (the broker connection dropped and Celery made a new
-        one), a pipeline of a fresh client: the job's ack must still land."""
-        if pipe is None and client is None and self.channel.connection is None:
-            yield broker_client().pipeline()
-            return
-        with super().pipe_or_acquire(pipe, client) as acquired:
-            yield acquired
-
-    def restore_unacked(self, client: Any = None) -> Any:
-        """Put the messages this channel holds back on their queues (kombu does this
-        when the channel closes, e.g. after losing the broker connection), except
-        those of jobs still running: another worker would run them a second time.
-        Their entries stay unacked and heart-beaten while they run, and the
-        visibility sweep puts them back should this worker die."""
-        running = running_delivery_tags()
-        waiting = [tag for tag in self._delivered if tag not in running]
-        try:
-            with self.channel.conn_or_acquire(client) as client_:
-                for tag in waiting:
-                    self.restore_by_tag(tag, client=client_)
-        except Exception as exc:  # e.g. the connection is already gone
-            # Nothing is lost: the entries stay unacked, and with no heartbeat the
-            # visibility sweep of any worker puts them back on their queues.
-            log.warning(
-                "could not put %d held message(s) back now (%r); the visibility sweep will",
-                len(waiting),
-                exc,
-            )
-        self._delivered.clear()
 
 
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
@@ -409,7 +250,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             return
         kwargs.pop("_publish_batch", None)  # our own collector batches instead
         call = self.enqueue_call(queue, message)
-        pending = _collecting.get()
+        pending = collecting()
         if pending is not None:
             pending.add_enqueue(call)
             pending.last_task = (self, queue, message)
@@ -421,7 +262,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
     ) -> None:
-        pending = _collecting.get()
+        pending = collecting()
         if pending is None:
             super()._put_fanout(exchange, message, routing_key, **kwargs)
             return
@@ -469,13 +310,6 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             queue_script(pipe, scripts.ENQUEUE, keys_, args)
 
         return call
-
-
-def _publisher(topic: str, payload: str) -> Callable[[redis.client.Pipeline], None]:
-    def publish(pipe: redis.client.Pipeline) -> None:
-        pipe.publish(topic, payload)
-
-    return publish
 
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]

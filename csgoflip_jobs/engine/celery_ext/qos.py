@@ -1,0 +1,83 @@
+"""The QoS of the platform's Redis channel: late acks that survive a reconnect.
+
+kombu records each delivered message in its ``unacked`` hash and, when a channel
+closes, puts every message it held back on its queue. A job still running then
+(Celery keeps running it when the broker connection drops) would be run a second
+time by another worker; here its message stays unacked and heart-beaten instead,
+and its ack lands on a fresh connection when it finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery.worker import state as worker_state
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual as kombu_virtual
+
+from csgoflip_jobs.helpers.connection import broker_client
+
+log = logging.getLogger(__name__)
+
+
+def running_delivery_tags() -> set[str]:
+    """Delivery tags of the jobs this worker process is running right now.
+
+    Empty outside a worker. Celery keeps running a job's pool process when the
+    broker connection drops, and the job's request outlives the channel it came on.
+    """
+    for _ in range(5):
+        try:
+            return {r.message.delivery_tag for r in list(worker_state.active_requests)}
+        except RuntimeError:  # the set changed while copied (another thread): again
+            continue
+    return set()
+
+
+class QoS(kombu_redis.QoS):  # type: ignore[misc]
+    """kombu's QoS, minus the unacked write for messages ``DELIVER`` already recorded,
+    and never putting back the message of a job that is still running."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        recorded = self.channel.recorded_tags
+        if delivery_tag in recorded:
+            recorded.discard(delivery_tag)
+            kombu_virtual.QoS.append(self, message, delivery_tag)
+        else:
+            super().append(message, delivery_tag)
+
+    @contextmanager
+    def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
+        """kombu's pipeline for acks and rejects, or, once the channel has closed
+        under a running job (the broker connection dropped and Celery made a new
+        one), a pipeline of a fresh client: the job's ack must still land."""
+        if pipe is None and client is None and self.channel.connection is None:
+            yield broker_client().pipeline()
+            return
+        with super().pipe_or_acquire(pipe, client) as acquired:
+            yield acquired
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        """Put the messages this channel holds back on their queues (kombu does this
+        when the channel closes, e.g. after losing the broker connection), except
+        those of jobs still running: another worker would run them a second time.
+        Their entries stay unacked and heart-beaten while they run, and the
+        visibility sweep puts them back should this worker die."""
+        running = running_delivery_tags()
+        waiting = [tag for tag in self._delivered if tag not in running]
+        try:
+            with self.channel.conn_or_acquire(client) as client_:
+                for tag in waiting:
+                    self.restore_by_tag(tag, client=client_)
+        except Exception as exc:  # e.g. the connection is already gone
+            # Nothing is lost: the entries stay unacked, and with no heartbeat the
+            # visibility sweep of any worker puts them back on their queues.
+            log.warning(
+                "could not put %d held message(s) back now (%r); the visibility sweep will",
+                len(waiting),
+                exc,
+            )
+        self._delivered.clear()
