@@ -1,7 +1,8 @@
 """Databases for the payment tests: a SQLite file, and PostgreSQL when it answers.
 
-PostgreSQL: 127.0.0.1:5432 (trust auth) or POSTGRES_URL; each test gets the
-``csgoflip_test`` database with a freshly created schema. Without a server the
+PostgreSQL: 127.0.0.1:5432 (trust auth) or POSTGRES_ADMIN_DSN; each test gets the
+``csgoflip_test`` database (POSTGRES_TEST_DATABASE, for runs side by side) with a
+freshly created schema. Without a server the
 PostgreSQL cases are skipped, unless REQUIRE_POSTGRES=1 (CI), where they fail.
 """
 
@@ -16,7 +17,7 @@ import pytest
 ADMIN_DSN = os.environ.get(
     "POSTGRES_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
 )
-TEST_DATABASE = "csgoflip_test"
+TEST_DATABASE = os.environ.get("POSTGRES_TEST_DATABASE", "csgoflip_test")
 
 
 def sqlite_url(directory: Path) -> str:
