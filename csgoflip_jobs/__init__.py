@@ -20,9 +20,14 @@ _EXPORTS: dict[str, str] = {
     # the Celery app: celery -A csgoflip_jobs worker -Q payment
     "app": "csgoflip_jobs.celery_app",
     # the job engine
-    "Job": "csgoflip_jobs.engine.job_queue",
+    "Job": "csgoflip_jobs.engine.job",
     "JobQueue": "csgoflip_jobs.engine.job_queue",
     "JobOptionsError": "csgoflip_jobs.engine.errors",
+    "JobFailedError": "csgoflip_jobs.engine.errors",
+    "JobNotFoundError": "csgoflip_jobs.engine.errors",
+    "JobStateError": "csgoflip_jobs.engine.errors",
+    "JobStalledError": "csgoflip_jobs.engine.errors",
+    "QueueEvents": "csgoflip_jobs.engine.events",
     "UnrecoverableError": "csgoflip_jobs.engine.errors",
     # the Redis helpers
     "CacheService": "csgoflip_jobs.helpers.cache",
@@ -64,8 +69,12 @@ __all__ = [
     "EmailService",
     "InsufficientFundsError",
     "Job",
+    "JobFailedError",
+    "JobNotFoundError",
     "JobOptionsError",
     "JobQueue",
+    "JobStalledError",
+    "JobStateError",
     "Lock",
     "LockError",
     "LockLostError",
@@ -73,6 +82,7 @@ __all__ = [
     "NotificationService",
     "PaymentError",
     "PaymentService",
+    "QueueEvents",
     "RateLimitService",
     "RedisMonitor",
     "RedisService",
@@ -100,8 +110,17 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of it runs
     from csgoflip_jobs.celery_app import app
     from csgoflip_jobs.emails.sender import EmailService
-    from csgoflip_jobs.engine.errors import JobOptionsError, UnrecoverableError
-    from csgoflip_jobs.engine.job_queue import Job, JobQueue
+    from csgoflip_jobs.engine.errors import (
+        JobFailedError,
+        JobNotFoundError,
+        JobOptionsError,
+        JobStalledError,
+        JobStateError,
+        UnrecoverableError,
+    )
+    from csgoflip_jobs.engine.events import QueueEvents
+    from csgoflip_jobs.engine.job import Job
+    from csgoflip_jobs.engine.job_queue import JobQueue
     from csgoflip_jobs.errors import ConfigError, CsgoflipJobsError
     from csgoflip_jobs.helpers.cache import CacheService
     from csgoflip_jobs.helpers.errors import (

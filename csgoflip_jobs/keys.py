@@ -22,14 +22,28 @@ JOB_KEY_PREFIX = f"{PREFIX}:job:"
 CELERY_RESULT_KEY_PREFIX = "celery-task-meta-"
 """Celery's Redis result backend stores each task's result under this prefix."""
 
+JOB_LOGS_KEY_PREFIX = f"{PREFIX}:job-logs:"
+"""List per job of the lines its task logged, oldest first (capped)."""
+
 
 def job_key(job_id: str) -> str:
     """Hash holding one job's record."""
     return f"{JOB_KEY_PREFIX}{job_id}"
 
 
+def result_key(job_id: str) -> str:
+    """Celery's stored result of a job."""
+    return f"{CELERY_RESULT_KEY_PREFIX}{job_id}"
+
+
+def job_logs_key(job_id: str) -> str:
+    """A job's log lines (a key of its own: job ids may contain ':')."""
+    return f"{JOB_LOGS_KEY_PREFIX}{job_id}"
+
+
 def queue_key(queue: str, suffix: str) -> str:
-    """Per-queue bookkeeping key: delayed, active, completed, failed, wake, ready."""
+    """Per-queue bookkeeping key: delayed, active, completed, failed, wake, ready,
+    paused, events, metrics."""
     return f"{PREFIX}:queue:{queue}:{suffix}"
 
 
@@ -66,6 +80,26 @@ def completed_key(queue: str) -> str:
 def failed_key(queue: str) -> str:
     """Sorted set of failed job ids, scored by finish time in microseconds."""
     return queue_key(queue, "failed")
+
+
+def paused_key(queue: str) -> str:
+    """Set while the queue is paused: no worker starts its jobs."""
+    return queue_key(queue, "paused")
+
+
+def events_key(queue: str) -> str:
+    """Stream of the queue's job events (added, waiting, active, completed, ...)."""
+    return queue_key(queue, "events")
+
+
+def metrics_key(queue: str, kind: str) -> str:
+    """List of jobs ``kind`` (completed or failed) per past minute, newest first."""
+    return queue_key(queue, f"metrics:{kind}")
+
+
+def metrics_meta_key(queue: str, kind: str) -> str:
+    """Hash beside :func:`metrics_key`: the current minute, its count so far, the total."""
+    return queue_key(queue, f"metrics:{kind}:meta")
 
 
 # --- notifications ---------------------------------------------------------------

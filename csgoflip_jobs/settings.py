@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(30, ge=5)
     """A job held by a worker that stopped heart-beating is redelivered after this many seconds."""
 
+    max_stalled_count: int = Field(1, ge=0)
+    """A job whose worker dies while running it runs again this many times, then fails."""
+
+    events_max_len: int = Field(10_000, ge=1)
+    """Events kept per queue in its stream (about: Redis trims in whole nodes)."""
+
+    metrics_max_minutes: int = Field(1440, ge=2)
+    """Minutes of completed and failed counts kept per queue."""
+
+    job_logs_max: int = Field(1000, ge=1)
+    """Lines of ``self.log`` kept per job (the newest)."""
+
     worker_prefetch_multiplier: int = Field(1, ge=1)
     """Messages a worker holds per pool process. 1 keeps slow jobs (payments) from
     queueing behind each other; 4 moved 24 % more short jobs (docs/benchmarks.md)."""

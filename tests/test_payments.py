@@ -13,6 +13,7 @@ from csgoflip_jobs import JobQueue
 from csgoflip_jobs.helpers.redlock import LockSignal, RedlockService
 from csgoflip_jobs.payments.errors import InsufficientFundsError, PaymentError, StaleLockError
 from csgoflip_jobs.payments.gateways import SandboxGateway
+from csgoflip_jobs.payments.ledger import change_balance
 from csgoflip_jobs.payments.service import PaymentService
 from tests.support.payment_helpers import (
     count_payouts,
@@ -126,9 +127,9 @@ def test_a_holder_whose_lock_expired_cannot_write(
     wait_until(lambda: stale.lock.remaining_ms < -50, 2)  # it expired while "paused"
     fresh = LockSignal(redlock.acquire(f"user:{user_id}:balance", 5000))
     with service.sessions() as session, session.begin():
-        service._change_balance(session, fresh, user_id, -100, "withdrawal", "manual:1")
+        change_balance(session, fresh, user_id, -100, "withdrawal", "manual:1")
     with service.sessions() as session, session.begin(), pytest.raises(StaleLockError):
-        service._change_balance(session, stale, user_id, -100, "withdrawal", "manual:2")
+        change_balance(session, stale, user_id, -100, "withdrawal", "manual:2")
     assert service.get_balance(user_id) == 900
     assert ledger_entries(service, "manual:2") == []
 

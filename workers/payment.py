@@ -4,6 +4,8 @@ Bad job data (a malformed or unknown id) and refused payouts fail the job at
 once; gateway outages are retried (3 tries, 1 s and 2 s apart) and, on the
 last try, fail the withdrawal and return the funds. A withdrawal whose lock
 another worker holds waits, without using a try, until that lock can expire.
+A withdrawal whose job keeps killing its worker is left uncertain for an operator
+(its payout may have left), never refunded blindly.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from csgoflip_jobs import UnrecoverableError, app
+from csgoflip_jobs.engine.job_task import STALLED_REASON, JobTask
 from csgoflip_jobs.helpers.errors import LockError
 from csgoflip_jobs.payments.errors import PaymentError, PermanentPayoutError
 from csgoflip_jobs.payments.service import (
@@ -21,7 +24,15 @@ from csgoflip_jobs.payments.service import (
 )
 
 
-@app.task(name="process-withdrawal", bind=True)
+class WithdrawalTask(JobTask):
+    """The withdrawal job: when it fails for stalling, the withdrawal becomes uncertain."""
+
+    def on_stall_limit(self, withdrawal_id: int, *args: Any, **kwargs: Any) -> None:
+        """The worker died mid-run more often than allowed: the money may have left."""
+        default_payment_service().mark_uncertain(withdrawal_id, STALLED_REASON)
+
+
+@app.task(name="process-withdrawal", bind=True, base=WithdrawalTask)
 def process_withdrawal(self: Any, withdrawal_id: int) -> str:
     """Pay a withdrawal once."""
     try:

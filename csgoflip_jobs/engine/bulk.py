@@ -149,7 +149,7 @@ class TaskMessageTemplate:
             "kwargsrepr": json.dumps(repr(data)[:_REPR_MAX_CHARS]),
             "job_header": job_header_json,
             "body": f'"{_b64(f"[[], {data_json}, {_EMBED_JSON}]")}"',
-            "tag": f'"{_delivery_tag()}"',
+            "tag": json.dumps(tag := _delivery_tag()),
         }
         # enqueue_call reads the id, options and priority off the message.
         message = {
@@ -158,7 +158,7 @@ class TaskMessageTemplate:
         }
         fields = record_fields(message["headers"]["task"], self._queue, data_json, option_fields)
         payload = self._json.fill(values)
-        pending.add_enqueue(self._channel.enqueue_call(self._queue, message, fields, payload))
+        pending.add_enqueue(self._channel.enqueue_call(self._queue, message, fields, payload, tag))
         if self._event is not None:
             topics, body, outer = self._event
             values["timestamp"] = repr(time.time())

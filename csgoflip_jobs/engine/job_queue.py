@@ -1,81 +1,40 @@
-"""``JobQueue``: BullMQ's ``Queue`` API over Celery, for the web app.
+"""``JobQueue``: BullMQ's ``Queue`` API over Celery, for the web app and operators.
 
     queue = JobQueue("payment")
     queue.add("process-withdrawal", {"withdrawal_id": 42}, delay=5000, priority=1)
+    queue.get_waiting(0, 49)
+    queue.wait_until_finished(job_id, timeout_s=30)
 
-Options keep BullMQ's names and units (milliseconds). See
-:mod:`csgoflip_jobs.engine.options` for validation and defaults.
+Options and units are BullMQ's (milliseconds; :mod:`csgoflip_jobs.engine.options`).
+Reads and changes are the steps of :mod:`csgoflip_jobs.engine.queue_ops`, shared
+with the asyncio API; every call raises a BrokerError when Redis cannot answer.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from typing import Any, NoReturn
+from typing import Any, TypeVar
 
 import redis
 from celery import Celery
 from celery.app.utils import find_app
-from kombu.utils.uuid import uuid
 
-from csgoflip_jobs import keys
-from csgoflip_jobs.engine import scripts
-from csgoflip_jobs.engine.bulk import TaskMessageTemplate
-from csgoflip_jobs.engine.enqueue import JOB_HEADER, collect_enqueues
+from csgoflip_jobs.engine import events
 from csgoflip_jobs.engine.errors import JobOptionsError
-from csgoflip_jobs.engine.job_task import JobTask
-from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL, JobOptions, encode_data, parse_options
-from csgoflip_jobs.helpers.connection import as_text, broker_client, broker_error, broker_errors
-from csgoflip_jobs.helpers.scripts import run_script
+from csgoflip_jobs.engine.job import Job
+from csgoflip_jobs.engine.options import parse_options
+from csgoflip_jobs.engine.producer import OPTION_NAMES, add_jobs, prepare
+from csgoflip_jobs.engine.queue_ops import Limits, QueueOps, require_state
+from csgoflip_jobs.helpers.arguments import whole_number
+from csgoflip_jobs.helpers.connection import broker_client, broker_errors
+from csgoflip_jobs.helpers.redis_calls import Steps, run
 from csgoflip_jobs.settings import get_settings
 
-CheckedJob = tuple[str, dict[str, Any], str, JobOptions]
-"""A job ready to send: task name, data, data as JSON, options."""
+T = TypeVar("T")
 
-_OPTION_NAMES = frozenset(
-    {"delay", "priority", "attempts", "backoff", "remove_on_complete", "remove_on_fail", "job_id"}
-)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One job as BullMQ shows it; timestamps are Unix milliseconds."""
-
-    id: str
-    name: str
-    queue: str
-    data: dict[str, Any]
-    opts: dict[str, Any]
-    state: str
-    timestamp: int | None
-    processed_on: int | None
-    finished_on: int | None
-    attempts_made: int
-    returnvalue: Any
-    failed_reason: str | None
-    stacktrace: str | None
-
-    @classmethod
-    def from_record(cls, job_id: str, record: Mapping[Any, Any]) -> Job:
-        """Build from the job's Redis hash (bytes or str, as the client returns)."""
-        text = {as_text(k): as_text(v) for k, v in record.items()}
-        return cls(
-            id=job_id,
-            name=text.get("name", ""),
-            queue=text.get("queue", ""),
-            data=json.loads(text.get("data", "{}")),
-            opts=json.loads(text.get("opts", "{}")),
-            state=text.get("state", "unknown"),
-            timestamp=_int_or_none(text.get("timestamp")),
-            processed_on=_int_or_none(text.get("processed_on")),
-            finished_on=_int_or_none(text.get("finished_on")),
-            attempts_made=int(text.get("attempts_made", 0)),
-            returnvalue=json.loads(text["returnvalue"]) if "returnvalue" in text else None,
-            failed_reason=text.get("failed_reason"),
-            stacktrace=text.get("stacktrace"),
-        )
+WAIT_BLOCK_S = 1.0
+"""Longest one wait for an event blocks before the job's state is read again."""
 
 
 def queue_names(app: Celery) -> tuple[str, ...]:
@@ -112,12 +71,18 @@ class JobQueue:
         self.name = name
         self._app = app
         self._client = client
+        self._ops = QueueOps(name, Limits.from_settings(get_settings()))
 
     @property
     def client(self) -> redis.Redis:
-        """The queue Redis client used for reads."""
+        """The queue Redis client."""
         return self._client or broker_client()
 
+    def _run(self, steps: Steps[T]) -> T:
+        with broker_errors(self._app.conf.broker_url):
+            return run(self.client, steps)
+
+    # --- adding ----------------------------------------------------------------------
     def add(
         self,
         job_name: str,
@@ -145,181 +110,143 @@ class JobQueue:
             remove_on_fail=remove_on_fail,
             job_id=job_id,
         )
-        return self._send([(job_name, data, options)])[0]
+        return self._add([(job_name, data, options)])[0]
 
     def add_bulk(self, jobs: Iterable[Mapping[str, Any]]) -> list[str]:
         """Enqueue many jobs in one round trip: ``[{"name", "data", "opts": {...}}, ...]``.
 
         Every job is validated before any is sent, so bad input enqueues nothing.
         """
-        prepared = [self._prepare(i, job) for i, job in enumerate(jobs)]
-        return self._send(prepared) if prepared else []
+        prepared = [prepare(i, job) for i, job in enumerate(jobs)]
+        return self._add(prepared) if prepared else []
 
-    def _prepare(self, index: int, job: Mapping[str, Any]) -> tuple[Any, Any, JobOptions]:
-        if not isinstance(job, Mapping) or "name" not in job:
-            raise JobOptionsError(f"job {index}: each bulk job needs a 'name'")
-        opts = job.get("opts") or {}
-        unknown = set(opts) - _OPTION_NAMES
-        if unknown:
-            raise JobOptionsError(f"job {index}: unknown options {sorted(unknown)}")
-        try:
-            return job["name"], job.get("data"), parse_options(**opts)
-        except JobOptionsError as exc:
-            raise JobOptionsError(f"job {index}: {exc}") from None
+    def _add(self, jobs: list[Any]) -> list[str]:
+        return add_jobs(self._app, self.client, self.name, jobs, get_settings().job_max_bytes)
 
-    def _send(self, jobs: list[tuple[Any, Any, JobOptions]]) -> list[str]:
-        # A Redis that is down, paused, refuses the password or is full raises a
-        # BrokerError within the connection settings' timeouts and retries.
-        max_bytes = get_settings().job_max_bytes
-        checked = [self._check(name, data, opts, max_bytes) for name, data, opts in jobs]
-        with broker_errors(self._app.conf.broker_url):
-            return self._publish(checked)
-
-    def _publish(self, checked: list[CheckedJob]) -> list[str]:
-        ids: list[str] = []
-        # Celery builds the first message of each task and priority; the rest are
-        # stamped from it (see csgoflip_jobs.engine.bulk).
-        templates: dict[tuple[str, int], TaskMessageTemplate] = {}
-        with collect_enqueues(self.client) as pending, self._app.producer_or_acquire() as producer:
-            for name, data, data_json, opts in checked:
-                job_id = opts.job_id or uuid()
-                template = templates.get((name, opts.priority_level))
-                if template is not None:
-                    template.stamp(pending, job_id, data, data_json, opts)
-                else:
-                    self._app.send_task(
-                        name,
-                        kwargs=data,
-                        task_id=job_id,
-                        queue=self.name,
-                        producer=producer,
-                        priority=opts.priority_level,
-                        headers={JOB_HEADER: opts.header()},
-                    )
-                    templates[(name, opts.priority_level)] = TaskMessageTemplate(pending)
-                ids.append(job_id)
-            outcomes = pending.run()
-        refused = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Exception)]
-        if refused:
-            self._raise_partly_enqueued(ids, outcomes, refused)
-        return ids
-
-    def _raise_partly_enqueued(
-        self, ids: list[str], outcomes: list[Any], refused: list[int]
-    ) -> NoReturn:
-        # Each job is stored whole or not at all, so the caller can be told exactly
-        # which of the batch Redis holds and which to add again.
-        first = outcomes[refused[0]]
-        error = broker_error(first, self._app.conf.broker_url)
-        if error is None:
-            raise first
-        stored = [
-            job_id for job_id, o in zip(ids, outcomes, strict=True) if not isinstance(o, Exception)
-        ]
-        error.stored_ids, error.refused = stored, refused
-        if len(ids) > 1:
-            error.args = (
-                f"{error} [{len(refused)} of {len(ids)} jobs refused (batch positions in "
-                f".refused); the {len(stored)} stored are in .stored_ids]",
-            )
-        raise error from first
-
-    def _check(
-        self, job_name: object, data: object, opts: JobOptions, max_bytes: int
-    ) -> CheckedJob:
-        if not isinstance(job_name, str) or not job_name:
-            raise JobOptionsError(f"job name must be a non-empty string, not {job_name!r}")
-        _import_task_modules(self._app)
-        if job_name not in self._app.tasks:
-            raise JobOptionsError(f"no task is registered as {job_name!r}")
-        checked, data_json = encode_data(data, max_bytes)
-        task = self._app.tasks[job_name]
-        if isinstance(task, JobTask):
-            try:
-                task.check_data((), checked)
-            except TypeError as exc:
-                raise JobOptionsError(f"bad data for {job_name!r}: {exc}") from None
-        return job_name, checked, data_json, opts
-
+    # --- reading -----------------------------------------------------------------------
     def get_job(self, job_id: str) -> Job | None:
         """The job with this id, in whatever state, or None when unknown or removed."""
-        record = self.client.hgetall(keys.job_key(job_id))
-        return Job.from_record(job_id, record) if record else None
+        return self._run(self._ops.get_job(job_id))
 
-    def remove(self, job_id: str) -> bool:
-        """Remove a finished (completed or failed) job and its result, so its id can be
-        used again; False when the job is unknown, queued or running."""
-        removed = scripts.REMOVE_FINISHED(
-            keys=[
-                keys.job_key(job_id),
-                keys.completed_key(self.name),
-                keys.failed_key(self.name),
-                f"{keys.CELERY_RESULT_KEY_PREFIX}{job_id}",
-            ],
-            args=[job_id],
-            client=self.client,
-        )
-        return bool(removed)
+    def get_jobs(
+        self, states: Sequence[str], start: int = 0, end: int = -1, asc: bool = False
+    ) -> list[Job]:
+        """The jobs of each state in turn (waiting, delayed, active, completed, failed,
+        paused), each ranked ``start``..``end``; newest first unless ``asc``."""
+        return self._run(self._ops.list_jobs(states, start, end, asc))
 
-    def retry_failed(self, job: Job) -> str:
-        """Enqueue a failed job again under its id, name, data and options (no delay)."""
-        if job.state != "failed":
-            raise JobOptionsError(f"job {job.id} is {job.state}, not failed")
-        options = {k: v for k, v in job.opts.items() if k in _OPTION_NAMES and k != "delay"}
-        self.remove(job.id)
-        return self.add(job.name, job.data, job_id=job.id, **options)
+    def get_waiting(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Waiting jobs, the next to run first (none while the queue is paused)."""
+        return self.get_jobs(["waiting"], start, end, asc=True)
+
+    def get_delayed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Delayed jobs (and retries waiting their backoff), the soonest due first."""
+        return self.get_jobs(["delayed"], start, end, asc=True)
+
+    def get_active(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Running jobs, the oldest start first."""
+        return self.get_jobs(["active"], start, end, asc=True)
 
     def get_completed(self, start: int = 0, end: int = -1) -> list[Job]:
         """Retained completed jobs, newest first (ranks ``start``..``end`` inclusive)."""
-        return self._finished(keys.completed_key(self.name), start, end)
+        return self.get_jobs(["completed"], start, end)
 
     def get_failed(self, start: int = 0, end: int = -1) -> list[Job]:
         """Retained failed jobs, newest first (ranks ``start``..``end`` inclusive)."""
-        return self._finished(keys.failed_key(self.name), start, end)
-
-    def _finished(self, key: str, start: int, end: int) -> list[Job]:
-        ids = [as_text(i) for i in self.client.zrevrange(key, start, end)]
-        with self.client.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.hgetall(keys.job_key(job_id))
-            records = pipe.execute()
-        return [Job.from_record(i, r) for i, r in zip(ids, records, strict=True) if r]
+        return self.get_jobs(["failed"], start, end)
 
     def get_job_counts(self) -> dict[str, int]:
-        """Jobs per state: waiting, delayed, active, completed, failed.
+        """Jobs per state: waiting, delayed, active, completed, failed, paused.
 
         One atomic snapshot. Waiting includes jobs a worker has taken into its
-        prefetch buffer but not started, so the five add up to every job the
-        queue holds.
+        prefetch buffer but not started, so the counts add up to every job the queue
+        holds; while the queue is paused its waiting jobs count as ``paused``.
         """
-        levels = range(MAX_PRIORITY_LEVEL + 1)
-        waiting, delayed, active, completed, failed = run_script(
-            self.client,
-            scripts.JOB_COUNTS,
-            keys=[
-                *(keys.priority_list_key(self.name, level) for level in levels),
-                keys.delayed_key(self.name),
-                keys.active_key(self.name),
-                keys.completed_key(self.name),
-                keys.failed_key(self.name),
-                keys.KOMBU_UNACKED_KEY,
-            ],
-            args=[self.name, keys.JOB_KEY_PREFIX, JOB_HEADER],
-        )
-        return {
-            "waiting": waiting,
-            "delayed": delayed,
-            "active": active,
-            "completed": completed,
-            "failed": failed,
-        }
+        return self._run(self._ops.counts())
 
+    def get_job_logs(self, job_id: str, start: int = 0, end: int = -1) -> list[str]:
+        """The lines a job's task logged (``self.log``), oldest first."""
+        return self._run(self._ops.logs(job_id, start, end))
 
-@cache
-def _import_task_modules(app: Celery) -> None:
-    # Once per process: Celery's import hook costs ~0.3 ms, too much for every job.
-    app.loader.import_default_modules()
+    def get_metrics(self, kind: str, start: int = 0, end: int = -1) -> dict[str, Any]:
+        """Jobs ``"completed"`` or ``"failed"`` per minute: ``{"data": [...], "count",
+        "total"}``, newest first with ``data[0]`` the current minute, kept for
+        METRICS_MAX_MINUTES."""
+        return self._run(self._ops.metrics(kind, start, end))
 
+    def wait_until_finished(self, job_id: str, timeout_s: float = 30) -> Any:
+        """The job's return value once it completed. Raises JobFailedError (with the
+        failed reason) when it failed, TimeoutError when it did not finish within
+        ``timeout_s``, JobNotFoundError when no job has this id."""
+        timeout = float(timeout_s)
+        return self._run(events.wait_until_finished(self._ops, job_id, timeout, WAIT_BLOCK_S))
 
-def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value is not None else None
+    # --- changing ------------------------------------------------------------------------
+    def remove(self, job_id: str) -> bool:
+        """Remove a job in any state but running, with its result and logs; False when
+        it is running or unknown. A removed waiting or delayed job never runs."""
+        return self._run(self._ops.remove(job_id))
+
+    def promote(self, job_id: str) -> bool:
+        """Make a delayed job waiting now; False when it is not delayed."""
+        return self._run(self._ops.promote(job_id))
+
+    def change_delay(self, job_id: str, delay_ms: int) -> bool:
+        """Make a delayed job due ``delay_ms`` from now; False when it is not delayed."""
+        return self._run(self._ops.change_delay(job_id, delay_ms))
+
+    def change_priority(self, job_id: str, priority: int) -> bool:
+        """Give a waiting or delayed job another priority (1 highest, 0 none); False when
+        it is neither or a worker already holds its message."""
+        return self._run(self._ops.change_priority(job_id, priority))
+
+    def pause(self) -> bool:
+        """Stop every worker starting this queue's jobs (kept in Redis, so restarted
+        workers stay paused); adds are still accepted and delayed jobs still come
+        due. False when it was paused already."""
+        return self._run(self._ops.pause(True))
+
+    def resume(self) -> bool:
+        """Let workers start this queue's jobs again; False when it was not paused."""
+        return self._run(self._ops.pause(False))
+
+    def is_paused(self) -> bool:
+        """True while the queue is paused."""
+        return self._run(self._ops.is_paused())
+
+    def drain(self, delayed: bool = False) -> int:
+        """Remove every waiting job (and, with ``delayed``, every delayed one); how many."""
+        return self._run(self._ops.drain(delayed))[0]
+
+    def clean(self, grace_ms: int, limit: int, state: str = "completed") -> list[str]:
+        """Remove up to ``limit`` jobs in ``state`` (completed, failed, waiting or
+        delayed) older than ``grace_ms`` (finished, or added, that long ago); their ids."""
+        grace_ms = whole_number("grace_ms", grace_ms, minimum=0, error=JobOptionsError)
+        limit = whole_number("limit", limit, error=JobOptionsError)
+        if state in ("completed", "failed"):
+            return self._run(self._ops.clean_finished(state, grace_ms, limit))
+        if state not in ("waiting", "delayed"):
+            raise JobOptionsError(
+                f"clean takes completed, failed, waiting or delayed, not {state!r}"
+            )
+        seconds, micros = self.client.time()
+        cutoff = seconds * 1000 + micros // 1000 - grace_ms
+        removed: list[str] = []
+        for job in self.get_jobs([state], asc=True):
+            if len(removed) == limit:
+                break
+            if (job.timestamp or 0) < cutoff and self.remove(job.id):
+                removed.append(job.id)
+        return removed
+
+    def obliterate(self, force: bool = False) -> int:
+        """Delete the queue's jobs of every state and its own keys; how many jobs. Raises
+        JobStateError while jobs run, unless ``force`` (their outcomes are dropped)."""
+        return self._run(self._ops.obliterate(force))
+
+    def retry_failed(self, job: Job) -> str:
+        """Enqueue a failed job again under its id, name, data and options (no delay)."""
+        require_state(job, job.id, "failed")
+        options = {k: v for k, v in job.opts.items() if k in OPTION_NAMES and k != "delay"}
+        self.remove(job.id)
+        return self.add(job.name, job.data, job_id=job.id, **options)

@@ -1,16 +1,25 @@
-"""The base class of every task: BullMQ tries, backoff and unrecoverable errors.
+"""The base class of every task: BullMQ's tries, backoff, stall limit, progress and logs.
 
-Celery's own ``retry(countdown=...)`` keeps the waiting message in a worker's
-memory (lost to kill -9, duplicated past the visibility timeout). Here a failed
-try is re-published through the broker's delayed set instead, so the wait is
-durable, and the job keeps its id across tries, as in BullMQ.
+Invariants of a job run by :class:`JobTask`:
+
+* a try runs only after START marked it active in Redis; a delivery that is stale
+  (the job finished, was removed, or moved on to a later try) is skipped, and one
+  taken while the queue is paused is handed back unrun;
+* a failed try is followed by the next one only while ``attempts`` allows; the
+  wait (backoff, ``self.retry`` countdown, ``defer``) is kept in Redis's delayed
+  set, never in a worker's memory, so it survives every worker being killed;
+* a job whose worker died while running it runs again at most MAX_STALLED_COUNT
+  times, then fails ("job stalled more than allowable limit") without running.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import os
 import time
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -21,18 +30,22 @@ from celery.exceptions import Ignore, Reject, Retry
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.enqueue import JOB_HEADER
-from csgoflip_jobs.engine.errors import UnrecoverableError
-from csgoflip_jobs.engine.job_try import JobTry
+from csgoflip_jobs.engine.errors import JobStalledError, UnrecoverableError
+from csgoflip_jobs.engine.job_try import JobTry, check_data
 from csgoflip_jobs.helpers.connection import broker_client
+from csgoflip_jobs.settings import get_settings
 
 HAND_BACK_PAUSE_S = 1.0
 """Pause before a worker hands back a job it could not mark started (Redis failing)."""
 
+LOG_LINE_MAX_CHARS = 10_000
+"""Longest line ``self.log`` keeps (the rest is cut)."""
+
+STALLED_REASON = "job stalled more than allowable limit"
+
 log = logging.getLogger(__name__)
 
-
-_FITTING_NAMES_KEPT = 1000
-"""Most sets of data names remembered per task as fitting its signature."""
+_RUN, _STALE, _STALLED_OUT, _PAUSED = 1, 0, 2, 3
 
 
 class JobTask(Task):  # type: ignore[misc]
@@ -54,15 +67,12 @@ class JobTask(Task):  # type: ignore[misc]
 
     def check_data(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise TypeError when the task cannot be called with this data."""
-        if args:
-            self._run_signature.bind(*args, **kwargs)
-            return
-        # Whether keyword data fits depends only on its names: remember the good sets.
-        names = frozenset(kwargs)
-        if names not in self._fitting_names:
-            self._run_signature.bind(**kwargs)
-            if len(self._fitting_names) < _FITTING_NAMES_KEPT:
-                self._fitting_names.add(names)
+        check_data(self._run_signature, self._fitting_names, args, kwargs)
+
+    def on_stall_limit(self, *args: Any, **kwargs: Any) -> None:
+        """Called with the job's data when it fails for stalling too often, before the
+        failure is stored; a task whose work may have half happened (a payout) records
+        that here. Does nothing by default."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.request.called_directly:
@@ -73,46 +83,136 @@ class JobTask(Task):  # type: ignore[misc]
             # Data of the wrong shape can never succeed on a later try.
             raise UnrecoverableError(f"bad job data for {self.name}: {exc}") from None
         job = JobTry.from_request(self.request)
+        self._start(job, args, kwargs)
+        try:
+            return self.run(*args, **kwargs)
+        except (UnrecoverableError, Ignore, Reject, Retry):
+            raise
+        except Exception as exc:
+            if job.attempt >= job.attempts or getattr(self.request, "no_more_tries", False):
+                raise
+            delay_ms = job.backoff.delay_for(job.attempt)
+            self._schedule_next_try(job, delay_ms, args, kwargs)
+            raise Retry(exc=exc, when=delay_ms / 1000) from exc
+
+    def _start(self, job: JobTry, args: Any, kwargs: Any) -> None:
+        """Mark the try started, or end this delivery (skip, hand back or fail it)."""
         try:
             started = self._mark_started(job)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # Redis failed before the job ran (down, restarting, loading its data):
             # that is no try of the job. Hand the delivery back; should Redis not
             # take it back either, the visibility sweep brings it back later.
-            log.warning(
-                "job %s try %d could not be marked started (%s); handed back",
-                job.job_id,
-                job.attempt,
-                exc,
-            )
+            log.warning("job %s try %d could not be marked started (%s); handed back",
+                        job.job_id, job.attempt, exc)  # fmt: skip
             time.sleep(HAND_BACK_PAUSE_S)  # no tight loop against a failing Redis
             raise Reject(exc, requeue=True) from exc
-        if not started:
-            log.warning(
-                "job %s try %d was delivered again after it finished, moved on or was "
-                "removed; skipped",
+        if started == _STALE:
+            log.warning("job %s try %d was delivered again after it finished, moved on or "
+                        "was removed; skipped", job.job_id, job.attempt)  # fmt: skip
+            raise Ignore()
+        if started == _PAUSED:
+            log.info("job %s: queue %s is paused; handed back", job.job_id, job.queue)
+            raise Reject("queue paused", requeue=True)
+        if started == _STALLED_OUT:
+            log.error("job %s: %s; failed without running", job.job_id, STALLED_REASON)
+            self.on_stall_limit(*args, **kwargs)
+            raise JobStalledError(STALLED_REASON)
+
+    def _mark_started(self, job: JobTry) -> int:
+        settings = get_settings()
+        started = scripts.START(
+            keys=[
+                keys.job_key(job.job_id),
+                keys.active_key(job.queue),
+                keys.events_key(job.queue),
+                keys.paused_key(job.queue),
+            ],
+            args=[
                 job.job_id,
                 job.attempt,
-            )
-            raise Ignore()
-        try:
-            return self.run(*args, **kwargs)
-        except (UnrecoverableError, Ignore, Reject, Retry):
-            raise
-        except Exception as exc:
-            if job.attempt >= job.attempts:
-                raise
-            delay_ms = job.backoff.delay_for(job.attempt)
-            self._schedule_next_try(job, delay_ms, args, kwargs)
-            raise Retry(exc=exc, when=delay_ms / 1000) from exc
-
-    def _mark_started(self, job: JobTry) -> bool:
-        started = scripts.START(
-            keys=[keys.job_key(job.job_id), keys.active_key(job.queue)],
-            args=[job.job_id, job.attempt, self.name, job.queue],
+                self.name,
+                job.queue,
+                job.tag,
+                os.urandom(8).hex(),  # this delivery's run: a START sent twice is one
+                settings.max_stalled_count,
+                settings.events_max_len,
+            ],
             client=broker_client(),
         )
-        return bool(started)
+        return int(started)
+
+    def update_progress(self, value: Any) -> None:
+        """Report the running job's progress (a number or a JSON object): stored as
+        ``Job.progress`` and sent as a ``progress`` event."""
+        if isinstance(value, bool) or not isinstance(value, int | float | dict):
+            raise ValueError(f"progress must be a number or a JSON object, not {value!r}")
+        self._progress("progress", json.dumps(value))
+
+    def log(self, text: str) -> int:
+        """Append a line to the running job's logs (``JobQueue.get_job_logs``); the
+        newest JOB_LOGS_MAX lines are kept, and go when the job goes. Returns how
+        many lines the job has."""
+        if not isinstance(text, str):
+            raise ValueError(f"a log line must be a string, not {text!r}")
+        return self._progress("log", text[:LOG_LINE_MAX_CHARS])
+
+    def _progress(self, kind: str, value: str) -> int:
+        job = JobTry.from_request(self.request)
+        settings = get_settings()
+        return int(
+            scripts.PROGRESS(
+                keys=[keys.job_key(job.job_id), keys.events_key(job.queue),
+                      keys.job_logs_key(job.job_id)],
+                args=[kind, job.job_id, value, settings.events_max_len, settings.job_logs_max],
+                client=broker_client(),
+            )
+        )  # fmt: skip
+
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Celery's ``self.retry`` (also behind ``autoretry_for``), durable and counted
+        as a failed try of the job.
+
+        The next try waits in Redis's delayed set for ``countdown`` seconds (or until
+        ``eta``; the task's ``default_retry_delay`` when neither is given). It runs
+        while both limits allow it: the job's ``attempts`` (tries in all) and Celery's
+        ``max_retries`` (retries after the first try). Past either, the job fails with
+        ``exc`` (or Celery's MaxRetriesExceededError), without a further try.
+        """
+        request = self.request
+        if request.called_directly:
+            return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        job = JobTry.from_request(request)
+        limit = self.max_retries if max_retries is None else max_retries
+        if job.attempt >= job.attempts or (limit is not None and job.attempt - 1 >= limit):
+            request.no_more_tries = True
+            if exc is not None:
+                raise exc
+            raise self.MaxRetriesExceededError(
+                f"job {job.job_id} of {self.name}: no tries left ({job.attempt} of "
+                f"{job.attempts}, max_retries {limit})"
+            )
+        delay_ms = _retry_delay_ms(eta, countdown, self.default_retry_delay)
+        self._schedule_next_try(
+            job,
+            delay_ms,
+            request.args if args is None else args,
+            request.kwargs if kwargs is None else kwargs,
+        )
+        retry = Retry(exc=exc, when=delay_ms / 1000)
+        if throw:
+            raise retry
+        return retry
 
     def defer(self, delay_ms: int) -> None:
         """Put this job back for ``delay_ms`` without using up a try (e.g. over a rate limit).
@@ -127,13 +227,8 @@ class JobTask(Task):  # type: ignore[misc]
 
     def _schedule_next_try(self, job: JobTry, delay_ms: int, args: Any, kwargs: Any) -> None:
         self._republish(job, job.attempt + 1, delay_ms, args, kwargs)
-        log.info(
-            "job %s try %d/%d failed; next try in %d ms",
-            job.job_id,
-            job.attempt,
-            job.attempts,
-            delay_ms,
-        )
+        log.info("job %s try %d/%d failed; next try in %d ms",
+                 job.job_id, job.attempt, job.attempts, delay_ms)  # fmt: skip
 
     def _republish(self, job: JobTry, attempt: int, delay_ms: int, args: Any, kwargs: Any) -> None:
         header = {**job.header, "attempt": attempt, "delay": delay_ms, "retry": True}
@@ -144,5 +239,17 @@ class JobTask(Task):  # type: ignore[misc]
             task_id=job.job_id,
             queue=job.queue,
             priority=job.priority,
+            retries=attempt - 1,  # Celery's own counter, as self.request.retries shows it
             headers={JOB_HEADER: header},
         )
+
+
+def _retry_delay_ms(eta: datetime | None, countdown: float | None, default_s: Any) -> int:
+    if countdown is not None:
+        seconds = float(countdown)
+    elif eta is not None:
+        due = eta if eta.tzinfo else eta.replace(tzinfo=UTC)
+        seconds = (due - datetime.now(UTC)).total_seconds()
+    else:
+        seconds = float(default_s or 0)
+    return max(0, int(seconds * 1000))

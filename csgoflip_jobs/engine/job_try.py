@@ -3,6 +3,7 @@ the platform's header and Celery's delivery info off a request."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +22,15 @@ class JobTry:
     attempts: int
     backoff: Backoff
     header: dict[str, Any]
+    tag: str = ""
+    """The delivery tag of the message being run ('' when unknown)."""
 
     @classmethod
     def from_request(cls, request: Any) -> JobTry:
         """Read the try from a Celery request; messages without our header get the defaults."""
         header = dict(getattr(request, JOB_HEADER, None) or {})
         delivery = getattr(request, "delivery_info", None) or {}
+        properties = getattr(request, "properties", None) or {}
         return cls(
             job_id=getattr(request, "id", None) or "",
             queue=delivery.get("routing_key") or "",
@@ -35,4 +39,30 @@ class JobTry:
             attempts=int(header.get("attempts", DEFAULT_ATTEMPTS)),
             backoff=Backoff.parse(header.get("backoff")),
             header=header,
+            tag=str(properties.get("delivery_tag") or ""),
         )
+
+
+FITTING_NAMES_KEPT = 1000
+"""Most sets of data names remembered per task as fitting its signature."""
+
+
+def check_data(
+    signature: inspect.Signature,
+    fitting: set[frozenset[str]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """Raise TypeError when a task of this ``signature`` cannot take this data.
+
+    Whether keyword data fits depends only on its names, so the sets found to fit
+    are remembered in ``fitting`` (up to FITTING_NAMES_KEPT of them).
+    """
+    if args:
+        signature.bind(*args, **kwargs)
+        return
+    names = frozenset(kwargs)
+    if names not in fitting:
+        signature.bind(**kwargs)
+        if len(fitting) < FITTING_NAMES_KEPT:
+            fitting.add(names)

@@ -80,8 +80,8 @@ class JobOptions:
 
     @property
     def priority_level(self) -> int:
-        """kombu priority list 0-9: no priority is 0 (popped first), BullMQ p is min(p, 9)."""
-        return min(self.priority, MAX_PRIORITY_LEVEL)
+        """kombu priority list 0-9 of this job (see :func:`priority_level`)."""
+        return priority_level(self.priority)
 
     def header(self) -> dict[str, Any]:
         """The message header a worker reads: this try's number and the retry policy."""
@@ -103,6 +103,11 @@ class JobOptions:
             "delay": self.delay_ms,
             "opts": opts,
         }
+
+
+def priority_level(priority: int) -> int:
+    """kombu priority list 0-9: no priority is 0 (popped first), BullMQ p is min(p, 9)."""
+    return min(priority, MAX_PRIORITY_LEVEL)
 
 
 def parse_options(

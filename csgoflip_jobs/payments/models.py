@@ -62,13 +62,16 @@ class Deposit(Base):
 
 
 class Withdrawal(Base):
-    """Money going out: reserved at request, paid once, or returned when it fails."""
+    """Money going out: reserved at request, paid once, or returned when it fails or is
+    cancelled. ``pending`` -> ``processing`` (a payout began) -> ``completed``; or
+    ``failed`` / ``cancelled`` (refunded), or ``uncertain`` (for an operator)."""
 
     __tablename__ = "withdrawals"
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="withdrawal_positive"),
         CheckConstraint(
-            "status IN ('pending', 'completed', 'failed', 'uncertain')", name="withdrawal_status"
+            "status IN ('pending', 'processing', 'completed', 'failed', 'uncertain', 'cancelled')",
+            name="withdrawal_status",
         ),
     )
 

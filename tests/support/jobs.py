@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 import uuid
 from typing import Any
@@ -76,3 +77,41 @@ def sleep(self: Any, seconds: float = 1.0) -> str:
     time.sleep(seconds)
     _record(self, data=data, phase="end")
     return "slept"
+
+
+@app.task(name="test-progress", bind=True)
+def progress(self: Any, steps: int = 2) -> str:
+    """Report progress and log a line per step, then finish."""
+    for step in range(1, steps + 1):
+        self.log(f"step {step} of {steps}")
+        self.update_progress({"step": step, "of": steps})
+    self.update_progress(100)
+    return "done"
+
+
+@app.task(name="test-crash", bind=True)
+def crash(self: Any, **data: Any) -> None:
+    """Record the run, then kill this worker process (as an OOM kill or a segfault would)."""
+    _record(self, data=data)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(name="test-celery-retry", bind=True)
+def celery_retry(self: Any, succeed_after: int = 2, countdown: float = 1.0) -> str:
+    """Celery's own pattern: ``raise self.retry(countdown=...)`` until it succeeds."""
+    _record(self, data={"retries": self.request.retries})
+    if self.request.retries < succeed_after:
+        raise self.retry(countdown=countdown)
+    return "ok"
+
+
+@app.task(
+    name="test-autoretry",
+    bind=True,
+    autoretry_for=(RuntimeError,),
+    retry_kwargs={"countdown": 0.3, "max_retries": 1},
+)
+def autoretry(self: Any) -> None:
+    """Always fails; Celery's autoretry_for retries it (max_retries 1)."""
+    _record(self, data={"retries": self.request.retries})
+    raise RuntimeError("always fails")

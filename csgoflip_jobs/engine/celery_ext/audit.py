@@ -77,6 +77,14 @@ USES: tuple[PrivateUse, ...] = (
         ("payload", "exchange", "routing_key", "pipe", "leftmost"),
     ),
     PrivateUse(
+        _CHANNEL,
+        "_purge",
+        "override",
+        "transport",
+        "celery purge removes the waiting jobs' records with their messages",
+        ("queue",),
+    ),
+    PrivateUse(
         _CHANNEL, "_q_for_pri", "call", "transport", "the list key of a queue's priority level"
     ),
     PrivateUse(

@@ -57,6 +57,7 @@ class JobKeeperThread(threading.Thread):
         self._qos = qos
         # Three heartbeats fit in one visibility timeout, so one late beat is harmless.
         self._heartbeat_s = min(HEARTBEAT_INTERVAL_S, visibility_timeout_s / 3)
+        self._events_max_len = get_settings().events_max_len
         self._stopping = threading.Event()
         self._next_heartbeat = 0.0
 
@@ -87,8 +88,13 @@ class JobKeeperThread(threading.Thread):
         for queue in self._queues:
             while True:
                 moved, next_in_ms = scripts.PROMOTE(
-                    keys=[keys.delayed_key(queue), keys.wake_key(queue), keys.ready_key(queue)],
-                    args=[keys.JOB_KEY_PREFIX, SCHEDULER_BATCH],
+                    keys=[
+                        keys.delayed_key(queue),
+                        keys.wake_key(queue),
+                        keys.ready_key(queue),
+                        keys.events_key(queue),
+                    ],
+                    args=[keys.JOB_KEY_PREFIX, SCHEDULER_BATCH, self._events_max_len],
                     client=self._client,
                 )
                 if moved:

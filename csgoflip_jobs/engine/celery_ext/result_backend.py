@@ -23,6 +23,7 @@ from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.job_try import JobTry
 from csgoflip_jobs.engine.options import DEFAULT_KEEP_COMPLETED, DEFAULT_KEEP_FAILED
 from csgoflip_jobs.helpers.connection import broker_client
+from csgoflip_jobs.settings import get_settings
 
 STACKTRACE_MAX_CHARS = 4000
 """Longest traceback kept on a failed job, so 1000 failed jobs stay small."""
@@ -68,12 +69,17 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
         queue, attempt = self._job_context(task_id, request)
         finished = keys.completed_key(queue) if outcome == "completed" else keys.failed_key(queue)
         keep = DEFAULT_KEEP_COMPLETED if outcome == "completed" else DEFAULT_KEEP_FAILED
+        kind = "completed" if outcome == "completed" else "failed"
         script_keys = [
             keys.job_key(task_id),
             keys.active_key(queue),
             finished,
             bytes_to_str(self.get_key_for_task(task_id)),
+            keys.events_key(queue),
+            keys.metrics_key(queue, kind),
+            keys.metrics_meta_key(queue, kind),
         ]
+        settings = get_settings()
         args = [
             outcome,
             self.encode(meta),
@@ -84,6 +90,9 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
             keep,
             keys.JOB_KEY_PREFIX,
             self.task_keyprefix,
+            settings.events_max_len,
+            settings.metrics_max_minutes,
+            keys.JOB_LOGS_KEY_PREFIX,
         ]
         self.ensure(self._run_finish, (script_keys, args))
         return result

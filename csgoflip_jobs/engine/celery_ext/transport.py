@@ -41,9 +41,12 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.qos import QoS
 from csgoflip_jobs.engine.enqueue import JOB_HEADER, collecting, job_fields
+from csgoflip_jobs.engine.queue_ops import Limits, QueueOps
 from csgoflip_jobs.errors import ConfigError
 from csgoflip_jobs.helpers.connection import as_text
+from csgoflip_jobs.helpers.redis_calls import run
 from csgoflip_jobs.helpers.scripts import queue_script, run_pipeline, run_script
+from csgoflip_jobs.settings import get_settings
 
 DEAD_LETTERS_KEEP = 1000
 
@@ -178,6 +181,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             self.unacked_index_key,
             keys.DEAD_LETTERS_KEY,
             *[keys.ready_key(q) for q in queues],
+            *[keys.paused_key(q) for q in queues],
             *lists,
         ]
         args = [
@@ -237,6 +241,15 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         for queue in self._lookup(exchange, routing_key):
             pipe.lpush(keys.ready_key(queue), "1")
 
+    def _purge(self, queue: str) -> int:
+        """Purge as ``JobQueue.drain`` does, so the waiting jobs' records go with their
+        messages (kombu's purge would leave them waiting for ever); returns the number
+        of messages taken off, as kombu's does."""
+        ops = QueueOps(queue, Limits.from_settings(get_settings()))
+        with self.conn_or_acquire() as client:
+            _jobs, messages = run(client, ops.drain(delayed=False))
+        return messages
+
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         headers = message.get("headers") or {}
         if "task" not in headers or "id" not in headers:
@@ -278,9 +291,11 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         message: dict[str, Any],
         fields: list[str] | None = None,
         payload: str | None = None,
+        tag: str | None = None,
     ) -> Callable[[Any], None]:
         """The ENQUEUE call for a task message. A caller that has them already may pass
-        the new job's record ``fields`` and the message as JSON (``payload``)."""
+        the new job's record ``fields``, the message as JSON (``payload``) and its
+        delivery ``tag``."""
         headers = message["headers"]
         options = headers.get(JOB_HEADER) or {}
         job_id = str(headers["id"])
@@ -297,12 +312,15 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             keys.wake_key(queue),
             keys.active_key(queue),
             keys.ready_key(queue),
+            keys.events_key(queue),
         ]
         args = [
             kombu_redis.dumps(message) if payload is None else payload,
             int(options.get("delay") or 0),
             1 if is_retry else 0,
             job_id,
+            message["properties"]["delivery_tag"] if tag is None else tag,
+            get_settings().events_max_len,
             *fields,
         ]
 

@@ -3,9 +3,10 @@
 -- unacked in the same atomic step, so neither a worker crash nor a Redis
 -- restart between the pop and the bookkeeping can lose it (kombu's own
 -- BRPOP-then-HSET can).
+-- The lists of a paused queue are skipped.
 -- KEYS: unacked hash, unacked index zset, dead-letter list, then n ready lists
---       (one per queue), then the queues' priority lists in pop order
---       (level-major: each level, each queue in turn)
+--       (one per queue), n paused flags (one per queue), then the queues' priority
+--       lists in pop order (level-major: each level, each queue in turn)
 -- ARGV: n, take_signal (1: also take one ready signal of the queue served),
 --       now (unix seconds, the worker's clock, as kombu's visibility sweep uses),
 --       dead letters kept, then n flags (1: record as unacked; 0: a no-ack queue)
@@ -13,11 +14,15 @@
 --         {queue index, false, reason} for an item moved to the dead letters;
 --         false when every list is empty (their ready signals are then stale: dropped).
 local n = tonumber(ARGV[1])
-local first_list = 4 + n
+local first_list = 4 + 2 * n
+local paused = {}
+for q = 1, n do
+  paused[q] = redis.call('EXISTS', KEYS[3 + n + q]) == 1
+end
 for i = first_list, #KEYS do
-  local item = redis.call('RPOP', KEYS[i])
+  local q = (i - first_list) % n + 1
+  local item = not paused[q] and redis.call('RPOP', KEYS[i])
   if item then
-    local q = (i - first_list) % n + 1
     if ARGV[2] == '1' then
       redis.call('RPOP', KEYS[3 + q])
     end

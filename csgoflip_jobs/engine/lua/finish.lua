@@ -1,13 +1,18 @@
--- KEYS: job hash, active set, finished zset (completed or failed), Celery result key
+-- (lib/events.lua is prepended.)
+-- Stores a finished try's outcome: Celery's result, the job's record, its event and
+-- the queue's per-minute metrics, then trims the finished set to the newest N,
+-- deleting the records, results and logs of what it trims.
+-- KEYS: job hash, active set, finished zset (completed or failed), Celery result key,
+--       events, metrics list, metrics meta hash
 -- ARGV: 1 outcome (completed|failed|retry), 2 encoded Celery meta, 3 job id,
 --       4 attempts made, 5 return value JSON or failed reason, 6 stack trace,
---       7 default number kept, 8 job key prefix, 9 Celery result key prefix
--- Stores the result, records the outcome, and trims the finished set to the
--- newest N, deleting the job hashes and Celery results of what it trims.
+--       7 default number kept, 8 job key prefix, 9 Celery result key prefix,
+--       10 events kept, 11 metrics minutes kept, 12 job logs key prefix
+-- Returns 1; 0 when the job already finished or is gone (removed, obliterated).
 local job, active, finished, result_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local outcome, meta, id = ARGV[1], ARGV[2], ARGV[3]
 local state = redis.call('HGET', job, 'state')
-if state == 'completed' or state == 'failed' then
+if not state or state == 'completed' or state == 'failed' then
   return 0
 end
 redis.call('SREM', active, id)
@@ -19,19 +24,40 @@ if outcome == 'retry' then
   return 1
 end
 local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('HSET', job, 'state', outcome, 'finished_on', now_ms, 'attempts_made', ARGV[4])
+redis.call('HSET', job, 'state', outcome, 'finished_on', now, 'attempts_made', ARGV[4])
 if outcome == 'completed' then
   redis.call('HSET', job, 'returnvalue', ARGV[5])
   redis.call('HDEL', job, 'failed_reason', 'stacktrace')
+  emit(KEYS[5], ARGV[10], 'completed', id, 'returnvalue', ARGV[5])
 else
   redis.call('HSET', job, 'failed_reason', ARGV[5], 'stacktrace', ARGV[6])
+  emit(KEYS[5], ARGV[10], 'failed', id, 'failed_reason', ARGV[5], 'attempts_made', ARGV[4])
 end
+-- Per-minute counts: data[0] holds the last minute before the current one;
+-- the meta hash holds the current minute, its count so far and the total.
+local minute = math.floor(now / 60000)
+local last = tonumber(redis.call('HGET', KEYS[7], 'minute'))
+if last == minute then
+  redis.call('HINCRBY', KEYS[7], 'current', 1)
+else
+  local kept = tonumber(ARGV[11])
+  if last then
+    local fill = {redis.call('HGET', KEYS[7], 'current')}
+    for _ = 2, math.min(minute - last, kept) do
+      table.insert(fill, 0)
+    end
+    redis.call('LPUSH', KEYS[6], unpack(fill))
+    redis.call('LTRIM', KEYS[6], 0, kept - 2)
+  end
+  redis.call('HSET', KEYS[7], 'minute', minute, 'current', 1)
+end
+redis.call('HINCRBY', KEYS[7], 'total', 1)
 local keep = redis.call('HGET', job, outcome == 'completed' and 'remove_on_complete'
                                                            or 'remove_on_fail')
 if keep == 'true' then
-  redis.call('DEL', job, result_key)
+  redis.call('DEL', job, result_key, ARGV[12] .. id)
   return 1
 end
 redis.call('ZADD', finished, now_us, id)
@@ -43,7 +69,7 @@ local extra = redis.call('ZCARD', finished) - n
 if extra > 0 then
   local old = redis.call('ZRANGE', finished, 0, extra - 1)
   for _, old_id in ipairs(old) do
-    redis.call('DEL', ARGV[8] .. old_id, ARGV[9] .. old_id)
+    redis.call('DEL', ARGV[8] .. old_id, ARGV[9] .. old_id, ARGV[12] .. old_id)
   end
   redis.call('ZREMRANGEBYRANK', finished, 0, extra - 1)
 end

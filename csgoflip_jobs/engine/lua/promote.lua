@@ -1,17 +1,19 @@
--- KEYS: delayed zset, wake list, ready list
--- ARGV: job key prefix, batch size
--- Moves every due job's message onto its list; returns {moved, ms until the next is due or -1}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- (lib/events.lua is prepended.)
+-- Moves every due delayed job of a queue onto its list.
+-- KEYS: delayed zset, wake list, ready list, events
+-- ARGV: job key prefix, batch size, events kept
+-- Returns {moved, ms until the next is due or -1}.
+local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   local job = ARGV[1] .. id
-  local found = redis.call('HMGET', job, 'msg', 'msg_list')
-  if found[1] then
-    redis.call('LPUSH', found[2], found[1])
+  local state, message, list = unpack(redis.call('HMGET', job, 'state', 'msg', 'msg_list'))
+  if state == 'delayed' and message then
+    redis.call('LPUSH', list, message)
     redis.call('LPUSH', KEYS[3], '1')
-    redis.call('HDEL', job, 'msg', 'msg_list', 'due')
+    redis.call('HDEL', job, 'due')
     redis.call('HSET', job, 'state', 'waiting')
+    emit(KEYS[4], ARGV[3], 'waiting', id, 'prev', 'delayed')
   end
   redis.call('ZREM', KEYS[1], id)
 end

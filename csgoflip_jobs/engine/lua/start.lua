@@ -1,22 +1,43 @@
--- KEYS: job hash, active set
--- ARGV: job id, attempt (1-based), task name, queue
--- Returns 1 to run the job, 0 when this delivery is stale: the job already
--- finished, a later try of it is already scheduled, or its record is gone
--- (every enqueue writes one; it goes when retention trims the finished job, or
--- when the job is removed).
-local state, attempt = unpack(redis.call('HMGET', KEYS[1], 'state', 'attempt'))
-if not state then
-  return 0
-end
-if state == 'completed' or state == 'failed' then
+-- (lib/events.lua is prepended.)
+-- Marks a delivered try as started, or says why it must not run.
+-- KEYS: job hash, active set, events, paused flag
+-- ARGV: 1 job id, 2 attempt (1-based), 3 task name, 4 queue, 5 the message's delivery
+--       tag, 6 run token (unique per delivery handled), 7 stalls allowed, 8 events kept
+-- Returns 1 to run; 0 when this delivery is stale (the job finished, was removed or
+-- trimmed, a later try is scheduled, or the job was re-sent as another message);
+-- 2 when the job stalled more often than allowed (fail it without running);
+-- 3 when its queue is paused (hand the message back).
+local job, active, events = KEYS[1], KEYS[2], KEYS[3]
+local id, maxlen = ARGV[1], ARGV[8]
+local state, attempt, tag, run, stalled =
+  unpack(redis.call('HMGET', job, 'state', 'attempt', 'tag', 'run', 'stalled'))
+if not state or state == 'completed' or state == 'failed' then
   return 0
 end
 if attempt and tonumber(attempt) > tonumber(ARGV[2]) then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'state', 'active', 'processed_on', now, 'attempt', ARGV[2],
-           'name', ARGV[3], 'queue', ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[1])
+if tag and ARGV[5] ~= '' and tag ~= ARGV[5] then
+  return 0
+end
+if state == 'active' and run == ARGV[6] then
+  return 1  -- this very START, sent again after its reply was lost
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return 3
+end
+if state == 'active' then
+  -- Started before and never finished: the worker running it died.
+  stalled = (tonumber(stalled) or 0) + 1
+  redis.call('HSET', job, 'stalled', stalled)
+  emit(events, maxlen, 'stalled', id, 'count', stalled)
+  if stalled > tonumber(ARGV[7]) then
+    return 2
+  end
+end
+redis.call('HSET', job, 'state', 'active', 'processed_on', now_ms(), 'attempt', ARGV[2],
+           'name', ARGV[3], 'queue', ARGV[4], 'run', ARGV[6])
+redis.call('HDEL', job, 'msg', 'msg_list', 'due')
+redis.call('SADD', active, id)
+emit(events, maxlen, 'active', id, 'prev', state, 'attempt', ARGV[2])
 return 1
