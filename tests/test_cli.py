@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import redis
@@ -109,3 +110,51 @@ def test_check_passes_the_parts_a_hardened_broker_has(tmp_path: object) -> None:
         assert result.returncode == 1
     finally:
         server.stop()
+
+
+def test_job_commands_list_change_and_follow_a_queue(redis_client: redis.Redis) -> None:
+    from csgoflip_jobs import JobQueue
+
+    queue = JobQueue("email")
+    waiting = queue.add("test-record", {"n": 1})
+    delayed = queue.add("test-record", {"n": 2}, delay=60_000)
+    listed = json.loads(cli("jobs", "waiting", "--queue", "email", "--json").stdout)
+    assert [job["id"] for job in listed] == [waiting]
+    assert delayed in cli("jobs", "delayed", "--queue", "email").stdout
+    assert cli("promote", "--queue", "email", delayed).returncode == 0
+    refused = cli("promote", "--queue", "email", delayed)  # not delayed any more
+    assert refused.returncode == 1 and "not promoted (not delayed)" in refused.stdout
+    assert "email paused" in cli("pause", "--queue", "email").stdout and queue.is_paused()
+    assert "email resumed" in cli("resume", "--queue", "email").stdout
+    assert cli("remove", "--queue", "email", waiting).returncode == 0
+    assert queue.get_job(waiting) is None
+    cleaned = cli("clean", "--queue", "email", "--state", "waiting", "--grace-ms", "0")
+    assert "removed 1 waiting jobs of email" in cleaned.stdout
+    events = cli("events", "--queue", "email").stdout.splitlines()
+    assert [line.split()[1] for line in events if waiting in line] == [
+        "added",
+        "waiting",
+        "removed",
+    ]
+    unknown = cli("jobs", "waiting", "--queue", "nope")
+    assert unknown.returncode != 0 and "unknown queue 'nope'" in unknown.stderr
+
+
+def test_events_follow_prints_events_as_they_come(redis_client: redis.Redis) -> None:
+    from csgoflip_jobs import JobQueue
+
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "csgoflip_jobs.ops.cli", "events", "--queue", "email", "--follow",
+         "--from", "$"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)  # it has started listening
+        job_id = JobQueue("email").add("test-record", {"n": 1})
+        first = follower.stdout.readline() if follower.stdout else ""
+        assert "added" in first and job_id in first
+    finally:
+        follower.terminate()
+        follower.wait(10)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from csgoflip_jobs.errors import ConfigError
-
-if TYPE_CHECKING:
-    from csgoflip_jobs.engine.job_queue import JobQueue
+from csgoflip_jobs.ops.cli_jobs import COMMANDS, print_counts
 
 CONFIG_ERROR_PREFIX = "csgoflip-jobs: configuration error: "
 
@@ -29,6 +27,10 @@ class _Commands(click.Group):
 @click.group(cls=_Commands)
 def main() -> None:
     """Background jobs of the CSGOFlip web app (Celery on Redis, BullMQ semantics)."""
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -52,52 +54,6 @@ def worker(
     names = _check_queues(queues)
     arguments = ["worker", "-Q", ",".join(names), "-c", str(concurrency), "-l", loglevel]
     app.worker_main([*arguments, *celery_args])
-
-
-@main.command()
-@click.argument("queue")
-@click.argument("job_name")
-@click.argument("data", default="{}")
-@click.option("--delay", type=int, help="milliseconds before the job may run")
-@click.option("--priority", type=int, help="1 is the highest; none runs first")
-@click.option("--attempts", type=int, help="tries in all (default 3)")
-@click.option("--job-id", help="a job id given twice is enqueued once")
-def enqueue(
-    queue: str,
-    job_name: str,
-    data: str,
-    delay: int | None,
-    priority: int | None,
-    attempts: int | None,
-    job_id: str | None,
-) -> None:
-    """Enqueue JOB_NAME on QUEUE with DATA (a JSON object) and print its id."""
-    from csgoflip_jobs.engine.errors import JobOptionsError
-    from csgoflip_jobs.engine.job_queue import JobQueue
-
-    try:
-        payload = json.loads(data)
-        job = JobQueue(queue).add(
-            job_name, payload, delay=delay, priority=priority, attempts=attempts, job_id=job_id
-        )
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="DATA") from None
-    except (JobOptionsError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(job)
-
-
-@main.command("counts")
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-def counts(as_json: bool) -> None:
-    """Jobs per state in each queue."""
-    from csgoflip_jobs.celery_app import job_counts_by_queue
-
-    table = job_counts_by_queue()
-    if as_json:
-        click.echo(json.dumps(table, indent=2))
-        return
-    _print_counts(table)
 
 
 @main.command()
@@ -201,37 +157,7 @@ def stats(as_json: bool) -> None:
     click.echo(f"uptime (days)      {snapshot.uptime_days}")
     click.echo(f"maxmemory policy   {snapshot.maxmemory_policy}")
     click.echo(f"evicted keys       {snapshot.evicted_keys}")
-    _print_counts(snapshot.queues)
-
-
-@main.command()
-@click.argument("state", type=click.Choice(["completed", "failed"]))
-@click.option("--queue", "queue_name", required=True)
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of lines")
-def jobs(state: str, queue_name: str, limit: int, as_json: bool) -> None:
-    """Retained completed or failed jobs of a queue, newest first."""
-    queue = _queue(queue_name)
-    found = (queue.get_completed if state == "completed" else queue.get_failed)(0, limit - 1)
-    if as_json:
-        click.echo(json.dumps([vars(job) for job in found], indent=2))
-        return
-    for job in found:
-        outcome = job.failed_reason if state == "failed" else json.dumps(job.returnvalue)
-        click.echo(f"{job.id}  {job.name}  tries={job.attempts_made}  {outcome}")
-
-
-@main.command("retry-failed")
-@click.option("--queue", "queue_name", required=True)
-@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
-def retry_failed(queue_name: str, limit: int) -> None:
-    """Enqueue the newest failed jobs of a queue again, each under its own id."""
-    queue = _queue(queue_name)
-    failed = queue.get_failed(0, limit - 1)
-    with click.progressbar(failed, label=f"retrying {len(failed)} jobs") as progress:
-        for job in progress:
-            queue.retry_failed(job)
-    click.echo(f"re-enqueued {len(failed)} failed jobs of {queue_name}")
+    print_counts(snapshot.queues)
 
 
 @main.command()
@@ -286,13 +212,6 @@ def run_local(concurrency: int, demo: bool, flower_port: int, gateway_port: int)
         stack.stop()
 
 
-def _print_counts(table: dict[str, dict[str, int]]) -> None:
-    states = ("waiting", "delayed", "active", "completed", "failed")
-    click.echo(f"{'queue':<14}" + "".join(f"{s:>11}" for s in states))
-    for name, row in table.items():
-        click.echo(f"{name:<14}" + "".join(f"{row[s]:>11}" for s in states))
-
-
 def _check_queues(queues: str | None) -> tuple[str, ...]:
     """The queues named (all the app's when None); BadParameter for an unknown one."""
     from csgoflip_jobs.celery_app import app
@@ -309,16 +228,6 @@ def _check_queues(queues: str | None) -> tuple[str, ...]:
             param_hint="--queues",
         )
     return names
-
-
-def _queue(name: str) -> JobQueue:
-    """The JobQueue called ``name``; a clear error for an unknown one."""
-    from csgoflip_jobs.engine.job_queue import JobQueue
-
-    try:
-        return JobQueue(name)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--queue") from None
 
 
 if __name__ == "__main__":  # pragma: no cover
