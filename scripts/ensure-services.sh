@@ -3,9 +3,10 @@
 # packages when missing (needs root or sudo):
 #   Redis on 127.0.0.1:6379; PostgreSQL on 127.0.0.1:5432 with a `test`
 #   database, reachable as `postgres` without a password; Chromium for the page
-#   tests; docker-compose to validate docker-compose.yml (no Docker engine needed).
+#   tests. The Compose file is validated by a test with its JSON schema, so no
+#   docker-compose (nor the Docker engine it pulls in) is installed.
 #
-# Usage: ensure-services.sh [redis] [postgres] [chromium] [compose]   (no argument: all)
+# Usage: ensure-services.sh [redis] [postgres] [chromium]   (no argument: all three)
 #
 # PostgreSQL: when `psql -w` cannot connect, the first TCP rule of pg_hba.conf is made
 # `host all all 127.0.0.1/32 trust` (this script is for test machines only: it is
@@ -196,18 +197,13 @@ ensure_chromium() {
     command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
 
-ensure_compose() {
-    command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
-}
-
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(redis postgres chromium compose)
+[ ${#steps[@]} -gt 0 ] || steps=(redis postgres chromium)
 for step in "${steps[@]}"; do
     case "$step" in
         redis) ensure_redis ;;
         postgres) ensure_postgres ;;
         chromium) ensure_chromium ;;
-        compose) ensure_compose ;;
-        *) echo "ensure-services: unknown step '$step' (redis postgres chromium compose)" >&2; exit 2 ;;
+        *) echo "ensure-services: unknown step '$step' (redis postgres chromium)" >&2; exit 2 ;;
     esac
 done

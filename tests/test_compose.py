@@ -1,17 +1,19 @@
-"""docker-compose.yml is accepted by docker-compose and every long-running service
-has a health check (only the client runs here: no Docker engine is needed)."""
+"""docker-compose.yml is a valid Compose file and every long-running service has a
+health check. Checked as Compose reads it (YAML merge keys, then variable
+interpolation) against the Compose Specification's JSON schema, with
+check-jsonschema: no Docker engine, nor docker-compose, is needed."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
+
+from tests.support.compose import InterpolationError, interpolate, load, schema_errors
 
 ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
 SECRETS = {
     "REDIS_PASSWORD": "x",
     "POSTGRES_PASSWORD": "y",
@@ -20,20 +22,10 @@ SECRETS = {
 }
 
 
-def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.fail("docker-compose is not installed (apt-get install docker-compose)")
-    clean = {k: v for k, v in os.environ.items() if k not in SECRETS and k != "REDIS_URL"}
-    return subprocess.run(
-        [binary, *args], cwd=ROOT, env={**clean, **env}, text=True, capture_output=True, timeout=60
-    )
-
-
-def test_the_stack_is_valid_and_every_service_is_health_checked() -> None:
-    result = compose("config", env=SECRETS)
-    assert result.returncode == 0, result.stderr
-    services = yaml.safe_load(result.stdout)["services"]
+def test_the_stack_is_valid_and_every_service_is_health_checked(tmp_path: Path) -> None:
+    stack = load(COMPOSE_FILE, SECRETS)
+    assert schema_errors(stack, tmp_path) is None, schema_errors(stack, tmp_path)
+    services = stack["services"]
     assert set(services) == {
         "redis-queue",
         "redis-cache",
@@ -52,14 +44,51 @@ def test_the_stack_is_valid_and_every_service_is_health_checked() -> None:
     queue_conf = (ROOT / "deploy" / "redis-queue.conf").read_text()
     assert "maxmemory-policy noeviction" in queue_conf and "appendfsync everysec" in queue_conf
     assert "allkeys-lru" in (ROOT / "deploy" / "redis-cache.conf").read_text()
-    assert services["worker-payment"]["environment"]["CACHE_REDIS_URL"].startswith(
-        "redis://redis-cache"
-    )
+    worker_env = services["worker-payment"]["environment"]
+    assert worker_env["CACHE_REDIS_URL"].startswith("redis://redis-cache")
+    assert worker_env["REDIS_URL"] == "redis://:x@redis-queue:6379/0"
+    assert worker_env["QUEUE"] == "payment"
+    # `$$` is Compose's literal `$`: the shell in the container expands it.
+    assert "$${QUEUE}" not in str(services["worker-payment"]["healthcheck"]["test"])
+    assert "${QUEUE}@$HOSTNAME" in services["worker-payment"]["healthcheck"]["test"][1]
 
 
 def test_missing_secrets_are_refused() -> None:
-    result = compose(
-        "config", "-q", env={k: v for k, v in SECRETS.items() if k != "REDIS_PASSWORD"}
-    )
-    assert result.returncode != 0
-    assert "set REDIS_PASSWORD" in result.stderr
+    without_password = {k: v for k, v in SECRETS.items() if k != "REDIS_PASSWORD"}
+    with pytest.raises(InterpolationError, match="set REDIS_PASSWORD"):
+        load(COMPOSE_FILE, without_password)
+
+
+def test_the_schema_check_rejects_what_compose_would(tmp_path: Path) -> None:
+    """The validator is no rubber stamp: a misspelt key, or a wrong type, is refused."""
+    stack: dict[str, Any] = load(COMPOSE_FILE, SECRETS)
+    stack["services"]["beat"]["healthchek"] = stack["services"]["beat"].pop("healthcheck")
+    errors = schema_errors(stack, tmp_path)
+    assert errors is not None and "healthchek" in errors
+    stack = load(COMPOSE_FILE, SECRETS)
+    stack["services"]["flower"]["ports"] = "127.0.0.1:5555:5555"
+    assert schema_errors(stack, tmp_path) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("a$$b", {}, "a$b"),
+        ("$A-${A}", {"A": "1"}, "1-1"),
+        ("${A:-d}|${A-d}", {"A": ""}, "d|"),
+        ("${A:-d}|${A-d}", {}, "d|d"),
+        ("${A:+r}|${A+r}", {"A": ""}, "|r"),
+        ("${A:-x${B:-y}z}", {}, "xyz"),
+        ("${A:-${B:?set B}}", {"A": "a"}, "a"),  # the default is read only when used
+    ],
+)
+def test_interpolation_follows_the_compose_specification(
+    text: str, env: dict[str, str], expected: str
+) -> None:
+    assert interpolate(text, env) == expected
+
+
+def test_a_required_variable_names_itself() -> None:
+    with pytest.raises(InterpolationError, match="required variable B is missing a value: set B"):
+        interpolate("${A:-${B:?set B}}", {"B": ""})
+    assert interpolate("${B?set B}", {"B": ""}) == ""
