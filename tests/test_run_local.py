@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from tests.support.polling import wait_until
-from tests.support.redis_servers import free_port
+from tests.support.redis_servers import free_port, start_redis
 
 pytestmark = pytest.mark.slow
 
@@ -181,3 +181,29 @@ def test_run_local_under_nohup_outlives_sighup_and_its_children_die_with_it(
     assert "Warm shutdown" in email_log.read_text()
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{flower_port}/", timeout=2)
+
+
+def test_run_local_on_a_chosen_redis_names_it_and_warns_that_it_keeps_nothing(
+    tmp_path: Path, launch: Launch
+) -> None:
+    """``--redis-url`` wins over REDIS_URL (the test database here): the workers use
+    it too, and run-local says which Redis it is, without its password."""
+    password = "s3cret-run-local"
+    chosen = start_redis("--requirepass", password)  # keeps nothing, as test.sh's Redis
+    try:
+        process, _, _ = launch("--no-demo", "--redis-url", chosen.url_with_password(password))
+        wait_until(lambda: "Ctrl-C stops everything" in output(tmp_path), 60, interval=0.2)
+        text = output(tmp_path)
+        assert f"csgoflip-jobs: Redis redis://:**@127.0.0.1:{chosen.port}/0 (already running)" in (
+            text
+        )
+        assert "persistence: none; maxmemory-policy: noeviction" in text
+        assert "WARNING: this Redis is not the append-only, noeviction one" in text
+        assert password not in text
+        log = tmp_path / "var" / "logs" / "worker-payment.log"
+        connected = f"Connected to redis://:**@127.0.0.1:{chosen.port}/0"
+        wait_until(lambda: connected in log.read_text(errors="replace"), 60, interval=0.2)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, output(tmp_path)
+    finally:
+        chosen.stop()

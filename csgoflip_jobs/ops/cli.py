@@ -195,12 +195,28 @@ def check() -> None:
 )
 @click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 @click.option("--gateway-port", type=click.IntRange(1, 65535), default=8765, show_default=True)
-def run_local(concurrency: int, demo: bool, flower_port: int, gateway_port: int) -> None:
-    """Run the whole platform on this machine (Redis started if needed); Ctrl-C stops it."""
+@click.option(
+    "--redis-url",
+    envvar="REDIS_URL",
+    help="the Redis to use, which must answer [default: REDIS_URL; else 127.0.0.1:6379, "
+    "started with its data in var/redis when nothing answers there]",
+)
+def run_local(
+    concurrency: int, demo: bool, flower_port: int, gateway_port: int, redis_url: str | None
+) -> None:
+    """Run the whole platform on this machine (Redis started if needed); Ctrl-C stops it.
+
+    Prints which Redis it uses, how it persists and its maxmemory-policy, and warns
+    when that is not an append-only, noeviction Redis.
+    """
     from csgoflip_jobs.ops.local_stack import LocalStack, install_stop_signals
 
     stack = LocalStack(
-        concurrency=concurrency, demo=demo, flower_port=flower_port, gateway_port=gateway_port
+        concurrency=concurrency,
+        demo=demo,
+        flower_port=flower_port,
+        gateway_port=gateway_port,
+        redis_url=redis_url,
     )
     install_stop_signals()
     try:

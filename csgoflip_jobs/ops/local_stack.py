@@ -1,8 +1,11 @@
 """The platform on one machine without Docker, for ``csgoflip-jobs run-local``.
 
-Redis comes from REDIS_URL when it answers; otherwise a ``redis-server`` is
-started on 127.0.0.1 with its data under ``var/redis`` (append-only,
-noeviction). The payments database (DATABASE_URL, a SQLite file by default) is
+Redis is the one ``--redis-url`` or REDIS_URL names (it must answer); else the one
+REDIS_HOST/REDIS_PORT name (localhost:6379) when it answers; else a ``redis-server``
+started on 127.0.0.1 with its data under ``var/redis`` (append-only, noeviction).
+Which one it is, whether it persists and its maxmemory-policy are printed, with a
+warning when it is not append-only and noeviction (e.g. a test Redis that keeps
+nothing). The payments database (DATABASE_URL, a SQLite file by default) is
 migrated; then a worker per queue, beat, Flower and the WebSocket gateway start,
 each logging to ``var/logs/<name>.log``. A short demo workload shows progress.
 Ctrl-C (or SIGTERM, SIGHUP) stops everything: workers finish their running jobs
@@ -19,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -40,6 +44,8 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 FLOWER_PORT = 5555
 GATEWAY_PORT = 8765
 DEMO_NOTIFICATIONS = 20
+PROMISED_POLICY = "noeviction"
+"""The maxmemory-policy of a queue Redis: a full Redis refuses jobs rather than dropping them."""
 
 
 class LocalStack:
@@ -51,8 +57,10 @@ class LocalStack:
         demo: bool = True,
         flower_port: int = FLOWER_PORT,
         gateway_port: int = GATEWAY_PORT,
+        redis_url: str | None = None,
     ) -> None:
         self._concurrency = concurrency
+        self._redis_url = redis_url
         self._demo = demo
         self._flower_port = flower_port
         self._gateway_port = gateway_port
@@ -61,10 +69,11 @@ class LocalStack:
 
     def start(self) -> None:
         """Start Redis if needed, migrate, then workers, beat, Flower and the gateway."""
+        url = self._ensure_redis()
+        report_redis(url, started_here=self._redis is not None)
         from csgoflip_jobs.celery_app import app
         from csgoflip_jobs.engine.job_queue import queue_names
 
-        url = self._ensure_redis()
         migrate()
         queues = queue_names(app)
         celery = [sys.executable, "-m", "celery", "-A", "csgoflip_jobs"]
@@ -143,12 +152,19 @@ class LocalStack:
             )
 
     def _ensure_redis(self) -> str:
+        if self._redis_url is not None:
+            # Chosen with --redis-url: the settings of this process (the demo) and of
+            # every child (they inherit the environment) must name the same Redis.
+            os.environ["REDIS_URL"] = self._redis_url
+            get_settings.cache_clear()
         settings = get_settings()
         url = settings.broker_url
         if _answers(url):
             return url
         if settings.redis_url:
-            raise click.ClickException(f"REDIS_URL {redacted_url(url)} does not answer")
+            raise click.ClickException(
+                f"Redis {redacted_url(url)} (--redis-url or REDIS_URL) does not answer"
+            )
         binary = shutil.which("redis-server")
         if binary is None:
             raise click.ClickException(
@@ -184,6 +200,81 @@ class LocalStack:
                 raise click.ClickException(f"could not start redis-server for {redacted_url(url)}")
             time.sleep(0.1)
         return url
+
+
+@dataclass(frozen=True)
+class RedisDurability:
+    """What a Redis says of its persistence and eviction (CONFIG GET); every field is
+    None when it refuses to say (CONFIG renamed or not allowed), ``refusal`` says why."""
+
+    appendonly: bool | None
+    appendfsync: str | None
+    save: str | None
+    policy: str | None
+    refusal: str | None = None
+
+    @property
+    def persistence(self) -> str:
+        """AOF and/or RDB with their settings, "none", or "unknown"."""
+        if self.appendonly is None:
+            return f"unknown ({self.refusal})"
+        rdb = f"RDB (save {self.save})" if self.save else ""
+        if self.appendonly:
+            return f"AOF (appendfsync {self.appendfsync})" + (f" + {rdb}" if rdb else "")
+        return rdb or "none"
+
+    def shortfalls(self) -> list[str]:
+        """How it falls short of the append-only, noeviction Redis run-local promises."""
+        if self.appendonly is None:
+            return [f"its persistence and maxmemory-policy are unknown ({self.refusal})"]
+        found = []
+        if not self.appendonly:
+            found.append(
+                "no append-only file: a restart loses jobs"
+                + (" written since the last RDB snapshot" if self.save else "")
+            )
+        if self.policy != PROMISED_POLICY:
+            found.append(f"maxmemory-policy {self.policy}: jobs can be evicted")
+        return found
+
+
+def redis_durability(url: str) -> RedisDurability:
+    """Ask the Redis at ``url`` (which answers) how it persists and evicts."""
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True
+    )
+    try:
+        config = client.config_get("appendonly", "appendfsync", "save", "maxmemory-policy")
+    except redis.ResponseError as exc:
+        return RedisDurability(None, None, None, None, refusal=f"CONFIG GET refused: {exc}")
+    finally:
+        client.close()
+    return RedisDurability(
+        appendonly=config.get("appendonly") == "yes",
+        appendfsync=config.get("appendfsync") or "",
+        save=config.get("save") or "",
+        policy=config.get("maxmemory-policy") or "",
+    )
+
+
+def report_redis(url: str, started_here: bool) -> None:
+    """Print which Redis this run uses (no password), how it persists and evicts, and a
+    warning to stderr when it is not the append-only, noeviction one promised."""
+    durability = redis_durability(url)
+    origin = f"started here, data in {STATE_DIR / 'redis'}" if started_here else "already running"
+    click.echo(f"csgoflip-jobs: Redis {redacted_url(url)} ({origin})")
+    click.echo(
+        f"  persistence: {durability.persistence}; "
+        f"maxmemory-policy: {durability.policy or 'unknown'}"
+    )
+    shortfalls = durability.shortfalls()
+    if shortfalls:
+        click.echo(
+            f"csgoflip-jobs: WARNING: this Redis is not the append-only, {PROMISED_POLICY} "
+            f"one run-local promises: {'; '.join(shortfalls)}. Stop it to have run-local "
+            f"start its own in {STATE_DIR / 'redis'}, or choose one with --redis-url.",
+            err=True,
+        )
 
 
 def run_demo(gateway_url: str) -> None:
