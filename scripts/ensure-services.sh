@@ -53,6 +53,7 @@ ensure_redis() {
 
 pg_port=${CSGOFLIP_PG_PORT:-5432}
 pg_data=${CSGOFLIP_PG_DATA:-}
+[ -z "$pg_data" ] || pg_data=$(cd "$pg_data" && pwd)  # absolute: pg_ctl runs from /
 pg_ctl=${CSGOFLIP_PG_CTL:-}
 pg_hba=${CSGOFLIP_PG_HBA:-}
 pg_wait_s=${CSGOFLIP_PG_WAIT_S:-30}
@@ -75,16 +76,17 @@ pg_connects() {
     return 1
 }
 
-# pg_ctl runs as the owner of the data directory (it refuses root, as initdb does).
+# pg_ctl runs as the owner of the data directory (it refuses root, as initdb does),
+# from / : that user may not be allowed into the directory we were started in.
 pg_ctl_as_owner() {
     local owner
     owner=$(stat -c %U "$pg_data")
     if [ "$(id -un)" = "$owner" ]; then
-        "$pg_ctl" -D "$pg_data" "$@"
+        (cd / && "$pg_ctl" -D "$pg_data" "$@")
     elif [ "$(id -u)" -eq 0 ]; then
-        runuser -u "$owner" -- "$pg_ctl" -D "$pg_data" "$@"
+        (cd / && runuser -u "$owner" -- "$pg_ctl" -D "$pg_data" "$@")
     else
-        sudo -u "$owner" "$pg_ctl" -D "$pg_data" "$@"
+        (cd / && sudo -u "$owner" "$pg_ctl" -D "$pg_data" "$@")
     fi
 }
 

@@ -38,9 +38,13 @@ def cluster() -> Iterator[PrivateCluster]:
     private.remove()
 
 
-def run_step(cluster: PrivateCluster, port: int | None = None) -> subprocess.CompletedProcess[str]:
+def run_step(
+    cluster: PrivateCluster, cwd: Path, port: int | None = None
+) -> subprocess.CompletedProcess[str]:
     """The PostgreSQL step, pointed at ``cluster`` (expecting it on ``port``), with no
-    standard input (a prompt would read EOF and fail) and no password anywhere."""
+    standard input (a prompt would read EOF and fail) and no password anywhere, run
+    from ``cwd`` (pytest's tmp_path: as root, a directory the cluster's owner cannot
+    enter, as a clone in /root is)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(
         CSGOFLIP_PG_PORT=str(port or cluster.port),
@@ -56,6 +60,7 @@ def run_step(cluster: PrivateCluster, port: int | None = None) -> subprocess.Com
         capture_output=True,
         text=True,
         env=env,
+        cwd=cwd,
         timeout=STEP_BOUND_S,
     )
     assert time.monotonic() - started < STEP_BOUND_S
@@ -79,7 +84,7 @@ def first_rule(hba: Path) -> str:
 
 @pytest.mark.parametrize("running", [True, False], ids=["running", "stopped"])
 def test_a_cluster_without_the_trust_line_ends_reachable_without_a_prompt(
-    cluster: PrivateCluster, running: bool
+    cluster: PrivateCluster, running: bool, tmp_path: Path
 ) -> None:
     """Running: the line is added and PostgreSQL reloaded. Stopped (an interrupted
     earlier run): the line is added and the cluster started. Either way the tests can
@@ -89,9 +94,10 @@ def test_a_cluster_without_the_trust_line_ends_reachable_without_a_prompt(
         assert not connects_without_password(cluster.port)
     owner = cluster.hba.stat()
 
-    result = run_step(cluster)
+    result = run_step(cluster, tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
     assert connects_without_password(cluster.port)
     assert first_rule(cluster.hba) == TRUST_LINE
     after = cluster.hba.stat()
@@ -100,19 +106,21 @@ def test_a_cluster_without_the_trust_line_ends_reachable_without_a_prompt(
 
     # Again, now that it is reachable: nothing changes.
     hba = cluster.hba.read_text()
-    again = run_step(cluster)
+    again = run_step(cluster, tmp_path)
     assert again.returncode == 0, again.stderr
     assert (again.stdout, again.stderr) == ("", "")
     assert cluster.hba.read_text() == hba
 
 
-def test_a_cluster_on_another_port_is_named_in_one_line(cluster: PrivateCluster) -> None:
+def test_a_cluster_on_another_port_is_named_in_one_line(
+    cluster: PrivateCluster, tmp_path: Path
+) -> None:
     """The cluster runs, but on another port than the tests use (as a second cluster
     on 5433): the step fails within its wait and says, in one line, what it found."""
     cluster.start()
     expected = free_port()
 
-    result = run_step(cluster, port=expected)
+    result = run_step(cluster, tmp_path, port=expected)
 
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
