@@ -10,9 +10,11 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobOptionsError, JobQueue, keys
-from csgoflip_jobs.engine.enqueue import STREAM_CHUNK_CALLS
 from tests.support.polling import wait_for_state
 from tests.support.workers import WorkerProcess
+
+LARGE_BULK = 512
+"""Jobs in the tests' large bulks, times a small factor."""
 
 
 def test_the_same_job_id_enqueues_once(
@@ -63,13 +65,13 @@ def test_enqueue_works_after_redis_lost_its_scripts(redis_client: redis.Redis) -
     assert queue.get_job_counts()["waiting"] == 3
 
 
-def test_a_bulk_sent_in_several_chunks_stores_each_job_once(redis_client: redis.Redis) -> None:
-    """add_bulk sends its commands in chunks while it builds the rest; after a script
-    flush every chunk's NOSCRIPT calls are re-run, and nothing is stored twice."""
+def test_a_large_bulk_after_a_script_flush_stores_each_job_once(redis_client: redis.Redis) -> None:
+    """After a script flush the NOSCRIPT calls of a large bulk are re-run, and nothing
+    is stored twice."""
     queue = JobQueue("email")
     queue.add("test-record", {"n": -1})
     redis_client.script_flush()
-    count = 3 * STREAM_CHUNK_CALLS + 7
+    count = 3 * LARGE_BULK + 7
     jobs = [{"name": "test-record", "data": {"n": n}} for n in range(count)]
     jobs[5]["opts"] = {"job_id": "twice"}
     jobs[count - 1]["opts"] = {"job_id": "twice"}  # refused: the id is taken
@@ -80,18 +82,16 @@ def test_a_bulk_sent_in_several_chunks_stores_each_job_once(redis_client: redis.
     assert redis_client.llen("email") == count
 
 
-def test_a_streamed_bulk_survives_health_checks_falling_due_mid_way(
+def test_a_large_bulk_survives_health_checks_falling_due(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
-    """A health check PINGs and reads the next reply; one falling due between two
-    chunks, while replies are pending, would read a job's reply instead."""
+    """A health check PINGs and reads the next reply; one falling due while replies
+    are pending would read a job's reply instead."""
     client = redis.Redis.from_url(redis_url, health_check_interval=1e-6)  # always due
     queue = JobQueue("email", client=client)
-    ids = queue.add_bulk(
-        [{"name": "test-record", "data": {"n": n}} for n in range(2 * STREAM_CHUNK_CALLS)]
-    )
-    assert len(set(ids)) == 2 * STREAM_CHUNK_CALLS
-    assert queue.get_job_counts()["waiting"] == 2 * STREAM_CHUNK_CALLS
+    ids = queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(2 * LARGE_BULK)])
+    assert len(set(ids)) == 2 * LARGE_BULK
+    assert queue.get_job_counts()["waiting"] == 2 * LARGE_BULK
 
 
 def test_job_records_show_data_options_and_state(redis_client: redis.Redis) -> None:

@@ -333,7 +333,7 @@ def test_enqueue_fails_within_the_timeouts_when_redis_is_paused(
     queue = JobQueue("email", app=use_redis(server.url, **FAST_FAILING))
     queue.add("test-record", {"n": 1}, job_id="paused-1")
     os.kill(server.process.pid, signal.SIGSTOP)
-    fresh = JobQueue("email", app=queue._app, client=make_client(server.url))  # a new pool
+    fresh = JobQueue("email", app=queue.app, client=make_client(server.url))  # a new pool
     enqueues = (
         lambda: queue.add("test-record", {"n": 2}, job_id="paused-2"),
         lambda: queue.add_bulk(

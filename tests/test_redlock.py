@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from csgoflip_jobs import LockError, LockLostError, LockSignal, RedlockService
-from csgoflip_jobs.helpers.redlock import Lock, lock_master_client
+from csgoflip_jobs.helpers.clients import lock_master_client
+from csgoflip_jobs.helpers.redlock import Lock
 from tests.support.redis_servers import RedisServer, start_redis
 
 

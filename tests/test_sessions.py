@@ -32,23 +32,34 @@ def test_ids_carry_at_least_128_random_bits(redis_client: redis.Redis) -> None:
     assert min(len(i) for i in ids) >= 22
 
 
-def test_validate_refreshes_ttl_and_last_activity_in_one_round_trip(
+def test_validate_renews_the_session_in_one_round_trip(
     redis_client: redis.Redis, round_trips: list[int]
 ) -> None:
     sessions = SessionService(redis_client)
     session = sessions.create(7, {"tags": [], "nested": {"empty": []}})
-    sessions.validate("warm-up")  # loads the script once
     redis_client.expire(session_key(session.id), 100)
-    time.sleep(0.01)
     before = round_trips[0]
     validated = sessions.validate(session.id)
-    assert round_trips[0] - before == 1
+    assert round_trips[0] - before == 1  # one GETEX: within the touch interval
     assert validated is not None and validated.user_id == 7
-    assert validated.last_activity > session.last_activity
-    assert validated.expires_at == validated.last_activity + SESSION_TTL_S * 1000
     assert redis_client.ttl(session_key(session.id)) > SESSION_TTL_S - 5
-    # The rest of the document is untouched (empty lists stay lists).
+    assert abs(validated.expires_at - (time.time() * 1000 + SESSION_TTL_S * 1000)) < 2000
+    assert validated.last_activity == session.last_activity  # not rewritten yet
     assert validated.metadata == {"tags": [], "nested": {"empty": []}}
+
+
+def test_validate_touches_last_activity_once_per_interval(redis_client: redis.Redis) -> None:
+    sessions = SessionService(redis_client, ttl_s=100, touch_interval_s=1)
+    session = sessions.create(8, {"tags": [], "nested": {"empty": []}})
+    time.sleep(1.05)
+    touched = sessions.validate(session.id)
+    assert touched is not None and touched.last_activity > session.last_activity
+    stored = json.loads(redis_client.get(session_key(session.id)))  # type: ignore[arg-type]
+    assert stored["lastActivity"] == touched.last_activity
+    assert touched.expires_at == touched.last_activity + 100 * 1000
+    # The rest of the document is untouched by the rewrite (empty lists stay lists).
+    assert stored["metadata"] == {"tags": [], "nested": {"empty": []}}
+    assert sessions.validate(session.id).last_activity == touched.last_activity  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("raw", ["not json", "[]", '{"noUser": 1}', "{"])
@@ -101,11 +112,14 @@ def test_ids_of_expired_sessions_are_pruned(redis_client: redis.Redis) -> None:
 
 
 def test_the_user_set_outlives_every_refreshed_session(redis_client: redis.Redis) -> None:
-    sessions = SessionService(redis_client, ttl_s=100)
+    sessions = SessionService(redis_client, ttl_s=100, touch_interval_s=1)
     session = sessions.create(11)
+    # Created: the set lives a touch interval longer than the session.
+    assert redis_client.ttl(user_sessions_key(11)) >= redis_client.ttl(session_key(session.id))
     redis_client.expire(user_sessions_key(11), 5)
-    sessions.validate(session.id)
-    assert redis_client.ttl(user_sessions_key(11)) > 90
+    time.sleep(1.05)
+    sessions.validate(session.id)  # a touch: the set is given the longer life again
+    assert redis_client.ttl(user_sessions_key(11)) >= 100
 
 
 @pytest.mark.parametrize("user_id", [0, "", None, True, 1.5])

@@ -1,86 +1,102 @@
-"""Enqueueing in bulk: the Redis calls publishing collects, sent in chunks as they
-come, and the job record's fields as read off a Celery message.
+"""The ENQUEUE call of a task message, and capturing the messages Celery builds.
 
-:func:`collect_enqueues` marks a block in which the platform's channel collects
-its ENQUEUE calls (and Celery's task-sent events) instead of sending each one;
-``add_bulk`` uses it to send thousands of jobs on one connection.
+Every task message, however it was produced (``JobQueue.add``, ``app.send_task``, a
+Celery retry or canvas), is stored by one ENQUEUE script call built here: the job's
+record (name, queue, data, options) and the message, atomically, on its queue's
+list or in the delayed set. :func:`capturing` lets the message templates
+(:mod:`csgoflip_jobs.engine.messages`) have Celery build a message without sending
+it: the platform's channel records it instead.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-import redis
-
-from csgoflip_jobs.helpers.scripts import StreamedPipeline
-
-if TYPE_CHECKING:
-    from csgoflip_jobs.engine.celery_ext.transport import Channel
+from csgoflip_jobs import keys
+from csgoflip_jobs.engine import scripts
+from csgoflip_jobs.helpers.redis_calls import ScriptCall
 
 JOB_HEADER = "bullmq"
 """Message header carrying the BullMQ options of one try: attempt, attempts, backoff, delay."""
 
 
 @dataclass
-class PendingEnqueues:
-    """Redis calls collected while publishing, sent in chunks as they come (see
-    :class:`~csgoflip_jobs.helpers.scripts.StreamedPipeline`)."""
+class Capture:
+    """What Celery published within a :func:`capturing` block (nothing was sent)."""
 
-    pipeline: StreamedPipeline
-    enqueue_positions: list[int] = field(default_factory=list)
-    last_task: tuple[Channel, str, dict[str, Any]] | None = None
-    """The channel, queue and message of the last task message published."""
-    last_event: tuple[list[str], dict[str, Any]] | None = None
-    """The topics and message of the last event published (Celery's task-sent)."""
-
-    def add_enqueue(self, call: Callable[[redis.client.Pipeline], None]) -> None:
-        """Collect one job's ENQUEUE call."""
-        self.enqueue_positions.append(len(self.pipeline))
-        self.pipeline.add(call)
-
-    def add_publish(self, topic: str, payload: str) -> None:
-        """Collect one PUBLISH (an event)."""
-        self.pipeline.add(publisher(topic, payload))
-
-    def run(self) -> list[Any]:
-        """Send what is left and read every reply. Per job, its ENQUEUE reply: 1 stored,
-        0 not (its job_id exists), or the error Redis answered for it (out of memory...).
-        The first error of any other call is raised."""
-        replies = self.pipeline.finish(raise_on_error=False)
-        enqueues = set(self.enqueue_positions)
-        for position, reply in enumerate(replies):
-            if position not in enqueues and isinstance(reply, Exception):
-                raise reply
-        return [replies[i] for i in self.enqueue_positions]
+    task: tuple[str, dict[str, Any]] | None = None
+    """The queue and message of the last task message."""
+    event: tuple[list[str], dict[str, Any]] | None = None
+    """The topics and message of the last event (Celery's task-sent)."""
 
 
-_collecting: ContextVar[PendingEnqueues | None] = ContextVar("csgoflip_collecting", default=None)
-
-
-STREAM_CHUNK_CALLS = 512
-"""Calls sent to Redis at a time while a bulk enqueue is still being built."""
+_capture: ContextVar[Capture | None] = ContextVar("csgoflip_capture", default=None)
 
 
 @contextmanager
-def collect_enqueues(client: redis.Redis) -> Iterator[PendingEnqueues]:
-    """Within this block, publishing sends its Redis calls on one connection of
-    ``client`` in chunks; call ``run()`` afterwards to send the rest and read the
-    replies. Leaving the block without ``run()`` drops the connection."""
-    pending = PendingEnqueues(StreamedPipeline(client, STREAM_CHUNK_CALLS))
-    token = _collecting.set(pending)
+def capturing() -> Iterator[Capture]:
+    """Within this block the platform's channel records what is published instead of
+    sending it."""
+    capture = Capture()
+    token = _capture.set(capture)
     try:
-        yield pending
-    except BaseException:
-        pending.pipeline.abandon()
-        raise
+        yield capture
     finally:
-        _collecting.reset(token)
+        _capture.reset(token)
+
+
+def current_capture() -> Capture | None:
+    """The capture of the enclosing :func:`capturing` block, if any."""
+    return _capture.get()
+
+
+def enqueue_call(
+    queue: str,
+    message: dict[str, Any],
+    payload: str,
+    list_key: str,
+    events_max_len: int,
+    fields: list[str] | None = None,
+    tag: str | None = None,
+) -> ScriptCall:
+    """The ENQUEUE script call storing ``message`` (a kombu message dict; ``payload``
+    its JSON, as stored) on ``queue``'s list ``list_key``. A caller that has them
+    already passes the new job's record ``fields`` and the message's delivery ``tag``."""
+    headers = message["headers"]
+    options = headers.get(JOB_HEADER) or {}
+    job_id = str(headers["id"])
+    is_retry = bool(options.get("retry"))
+    if is_retry:
+        fields = ["attempt", str(options.get("attempt", 1))]
+    elif fields is None:
+        fields = job_fields(message, queue)
+    return ScriptCall(
+        scripts.ENQUEUE,
+        [
+            keys.job_key(job_id),
+            list_key,
+            keys.delayed_key(queue),
+            keys.wake_key(queue),
+            keys.active_key(queue),
+            keys.ready_key(queue),
+            keys.events_key(queue),
+        ],
+        [
+            payload,
+            int(options.get("delay") or 0),
+            1 if is_retry else 0,
+            job_id,
+            message["properties"]["delivery_tag"] if tag is None else tag,
+            events_max_len,
+            *fields,
+        ],
+    )
 
 
 def job_fields(message: dict[str, Any], queue: str) -> list[str]:
@@ -118,17 +134,3 @@ def _decode_body(message: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     except (ValueError, TypeError):
         return [], {}
     return list(args), dict(kwargs)
-
-
-def collecting() -> PendingEnqueues | None:
-    """The collector of the enclosing :func:`collect_enqueues` block, if any."""
-    return _collecting.get()
-
-
-def publisher(topic: str, payload: str) -> Callable[[redis.client.Pipeline], None]:
-    """A pipeline call publishing ``payload`` on ``topic``."""
-
-    def publish(pipe: redis.client.Pipeline) -> None:
-        pipe.publish(topic, payload)
-
-    return publish

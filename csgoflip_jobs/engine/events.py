@@ -12,18 +12,26 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine.errors import JobFailedError, JobNotFoundError
 from csgoflip_jobs.engine.job import Job
-from csgoflip_jobs.engine.queue_ops import QueueOps
 from csgoflip_jobs.helpers.arguments import require_key
-from csgoflip_jobs.helpers.connection import as_text, broker_client
-from csgoflip_jobs.helpers.redis_calls import Command, Steps, run
+from csgoflip_jobs.helpers.connection import as_text
+from csgoflip_jobs.helpers.redis_calls import (
+    AsyncRunner,
+    C,
+    Command,
+    RedisOps,
+    Steps,
+    SyncRunner,
+    operation,
+)
 from csgoflip_jobs.settings import get_settings
 
 Event = dict[str, Any]
@@ -70,7 +78,8 @@ def read(queue: str, after: str, block_ms: int, count: int) -> Steps[list[Event]
 
 
 def wait_until_finished(
-    ops: QueueOps,
+    queue: str,
+    get_job: Callable[[str], Steps[Job | None]],
     job_id: str,
     timeout_s: float,
     block_s: float,
@@ -84,12 +93,12 @@ def wait_until_finished(
     events (and every ``block_s``) to read it again.
     """
     deadline = clock() + timeout_s
-    after = yield from events_last_id(ops.name)
+    after = yield from events_last_id(queue)
     while True:
-        job = yield from ops.get_job(job_id)
+        job = yield from get_job(job_id)
         if job is None:
             raise JobNotFoundError(
-                f"job {job_id!r} does not exist in queue {ops.name!r}: never added, removed, "
+                f"job {job_id!r} does not exist in queue {queue!r}: never added, removed, "
                 "or trimmed by retention after it finished"
             )
         outcome = _outcome(job)
@@ -98,7 +107,7 @@ def wait_until_finished(
         remaining = deadline - clock()
         if remaining <= 0:
             raise TimeoutError(f"job {job_id!r} is still {job.state} after {timeout_s} s")
-        events = yield from read(ops.name, after, int(min(remaining, block_s) * 1000), 1000)
+        events = yield from read(queue, after, int(min(remaining, block_s) * 1000), 1000)
         if events:
             after = events[-1]["id"]
 
@@ -115,39 +124,56 @@ def _outcome(job: Job) -> Callable[[], Any] | None:
     return None
 
 
-class QueueEvents:
-    """A queue's event stream, read from any process: ``for event in
-    QueueEvents("payment").listen(): ...``.
+class QueueEventsOps(RedisOps[C]):
+    """A queue's event stream, read from any process. Events are kept (about
+    EVENTS_MAX_LEN per queue), so a listener that starts late reads what it missed
+    from any stream id (``last_id="0"``: from the oldest kept)."""
 
-    Events are kept (about EVENTS_MAX_LEN per queue), so a listener that starts late
-    reads what it missed from any stream id (``last_id="0"``: from the oldest kept).
-    """
-
-    def __init__(self, queue: str, *, client: redis.Redis | None = None) -> None:
+    def __init__(self, queue: str, *, client: C | None = None) -> None:
+        super().__init__(client)
         self.queue = require_key("queue", queue)
-        self._client = client
 
-    @property
-    def client(self) -> redis.Redis:
-        """The queue Redis client."""
-        return self._client or broker_client()
-
-    def read(self, last_id: str = "$", block_s: float = 1.0, count: int = 100) -> list[Event]:
+    @operation
+    def read(
+        self, last_id: str = "$", block_s: float = 1.0, count: int = 100
+    ) -> Steps[list[Event]]:
         """Up to ``count`` events after ``last_id`` (``$``: after the newest now),
         waiting up to ``block_s`` for the first one; [] when none came."""
-        return run(self.client, self._read(last_id, block_s, count))
-
-    def _read(self, last_id: str, block_s: float, count: int) -> Steps[list[Event]]:
         after = (yield from events_last_id(self.queue)) if last_id == "$" else last_id
         return (yield from read(self.queue, after, _block_ms(block_s), count))
 
+    @operation
+    def last_id(self) -> Steps[str]:
+        """The id of the queue's newest event (``0-0`` when there is none)."""
+        return (yield from events_last_id(self.queue))
+
+
+class QueueEvents(QueueEventsOps[redis.Redis], SyncRunner):
+    """``for event in QueueEvents("payment").listen(): ...``"""
+
     def listen(self, last_id: str = "$", block_s: float = 1.0) -> Iterator[Event]:
         """Every event after ``last_id``, as they come, for as long as iterated."""
-        after = run(self.client, events_last_id(self.queue)) if last_id == "$" else last_id
+        after = self.last_id() if last_id == "$" else last_id
         while True:
-            for event in run(self.client, read(self.queue, after, _block_ms(block_s), 100)):
+            for event in self.read(after, block_s):
                 after = event["id"]
                 yield event
+
+
+class AsyncQueueEvents(QueueEventsOps[aioredis.Redis], AsyncRunner):
+    """``async for event in QueueEvents("payment"): ...`` (csgoflip_jobs.aio)."""
+
+    async def listen(self, last_id: str = "$", block_s: float = 1.0) -> AsyncIterator[Event]:
+        """Every event after ``last_id``, as they come, for as long as iterated."""
+        after = await self.last_id() if last_id == "$" else last_id
+        while True:
+            for event in await self.read(after, block_s):
+                after = event["id"]
+                yield event
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        """The events from now on (``listen()``)."""
+        return self.listen()
 
 
 def _block_ms(block_s: float) -> int:

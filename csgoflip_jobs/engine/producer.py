@@ -2,9 +2,10 @@
 
 Every job of a call is checked (name registered, data a JSON object within
 JOB_MAX_BYTES that fits the task's signature, options valid) before any is sent,
-so bad input stores nothing. Celery builds the first message of each task and
-priority; the rest are stamped from it (:mod:`csgoflip_jobs.engine.bulk`), and
-all go out on one connection, streamed in chunks (:mod:`csgoflip_jobs.engine.enqueue`).
+so bad input stores nothing. Each job's message and task-sent event are stamped
+from its task's template (:mod:`csgoflip_jobs.engine.messages`) and all of them go
+in one pipeline; each ENQUEUE stores its job whole or not at all, so when Redis
+refuses some (out of memory) the error says which.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any, NoReturn
 
-import redis
 from celery import Celery
 from kombu.utils.uuid import uuid
 
-from csgoflip_jobs.engine.bulk import TaskMessageTemplate
-from csgoflip_jobs.engine.enqueue import JOB_HEADER, collect_enqueues
 from csgoflip_jobs.engine.errors import JobOptionsError
 from csgoflip_jobs.engine.job_task import JobTask
+from csgoflip_jobs.engine.messages import templates_of
 from csgoflip_jobs.engine.options import JobOptions, encode_data, parse_options
-from csgoflip_jobs.helpers.connection import broker_error, broker_errors
+from csgoflip_jobs.helpers.connection import broker_error
+from csgoflip_jobs.helpers.redis_calls import Batch, Command, Offload, ScriptCall, Steps
 
 CheckedJob = tuple[str, dict[str, Any], str, JobOptions]
 """A job ready to send: task name, data, data as JSON, options."""
@@ -48,41 +48,36 @@ def prepare(index: int, job: Mapping[str, Any]) -> tuple[Any, Any, JobOptions]:
 
 def add_jobs(
     app: Celery,
-    client: redis.Redis,
     queue: str,
     jobs: list[tuple[Any, Any, JobOptions]],
     max_bytes: int,
-) -> list[str]:
+    events_max_len: int,
+) -> Steps[list[str]]:
     """Store ``jobs`` on ``queue``; their ids (an existing ``job_id`` is kept, not added
-    again). A Redis that is down, paused, refuses the password or is full raises a
-    BrokerError within the connection settings' timeouts and retries."""
+    again). The templates a job needs are built first (blocking work, offloaded by
+    the asyncio API)."""
     checked = [_check(app, name, data, opts, max_bytes) for name, data, opts in jobs]
-    with broker_errors(app.conf.broker_url):
-        return _publish(app, client, queue, checked)
-
-
-def _publish(app: Celery, client: redis.Redis, queue: str, checked: list[CheckedJob]) -> list[str]:
+    templates = templates_of(app)
+    wanted = {(name, opts.priority_level) for name, _data, _json, opts in checked}
+    if templates.missing(queue, wanted):
+        yield Offload(lambda: templates.build(queue, wanted))
     ids: list[str] = []
-    templates: dict[tuple[str, int], TaskMessageTemplate] = {}
-    with collect_enqueues(client) as pending, app.producer_or_acquire() as producer:
-        for name, data, data_json, opts in checked:
-            job_id = opts.job_id or uuid()
-            template = templates.get((name, opts.priority_level))
-            if template is not None:
-                template.stamp(pending, job_id, data, data_json, opts)
-            else:
-                app.send_task(
-                    name,
-                    kwargs=data,
-                    task_id=job_id,
-                    queue=queue,
-                    producer=producer,
-                    priority=opts.priority_level,
-                    headers={JOB_HEADER: opts.header()},
-                )
-                templates[(name, opts.priority_level)] = TaskMessageTemplate(pending)
-            ids.append(job_id)
-        outcomes = pending.run()
+    calls: list[Command | ScriptCall] = []
+    positions: list[int] = []
+    for name, data, data_json, opts in checked:
+        job_id = opts.job_id or uuid()
+        stamped = templates.get(queue, name, opts.priority_level).stamp(
+            job_id, data, data_json, opts, events_max_len
+        )
+        positions.append(len(calls))
+        calls += [stamped.enqueue, *stamped.events]
+        ids.append(job_id)
+    replies = yield Batch(calls, raise_errors=False)
+    outcomes = [replies[p] for p in positions]
+    enqueues = set(positions)
+    for position, reply in enumerate(replies):
+        if isinstance(reply, Exception) and position not in enqueues:
+            raise reply  # an event's PUBLISH failed
     refused = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Exception)]
     if refused:
         _raise_partly_added(app, ids, outcomes, refused)

@@ -73,12 +73,7 @@ class BoundedRetry(Retry):
         with_failure_count: bool = False,
     ) -> T:
         """Call ``do``, retrying as redis-py would unless nested or refused a password."""
-
-        def retryable(error: Exception) -> bool:
-            if isinstance(error, redis.AuthenticationError):
-                return False
-            return is_retryable is None or is_retryable(error)
-
+        retryable = bounded_retryable(is_retryable)
         if getattr(_retrying, "active", False):
             once = Retry(NoBackoff(), 0, self._supported_errors)
             return once.call_with_retry(do, fail, retryable, with_failure_count)
@@ -87,6 +82,20 @@ class BoundedRetry(Retry):
             return super().call_with_retry(do, fail, retryable, with_failure_count)
         finally:
             _retrying.active = False
+
+
+def bounded_retryable(
+    is_retryable: Callable[[Exception], bool] | None,
+) -> Callable[[Exception], bool]:
+    """redis-py's retry decision, except that a refused password is never retried:
+    waiting does not change it (shared by the sync and asyncio retries)."""
+
+    def retryable(error: Exception) -> bool:
+        if isinstance(error, redis.AuthenticationError):
+            return False
+        return is_retryable is None or is_retryable(error)
+
+    return retryable
 
 
 def as_text(value: object) -> str:

@@ -6,15 +6,26 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.helpers.connection import broker_client
 from csgoflip_jobs.helpers.errors import UnsafeBrokerError
+from csgoflip_jobs.helpers.redis_calls import (
+    AsyncRunner,
+    Batch,
+    C,
+    Command,
+    Invoke,
+    RedisOps,
+    Steps,
+    SyncRunner,
+    operation,
+)
 from csgoflip_jobs.settings import Settings, get_settings
 
 STATS_SNAPSHOTS_KEEP = 1440
@@ -22,8 +33,9 @@ STATS_SNAPSHOTS_KEEP = 1440
 
 log = logging.getLogger(__name__)
 
-QueueCounts = Callable[[], Mapping[str, Mapping[str, int]]]
-"""Returns jobs per state of each queue (the app wiring's ``job_counts_by_queue``)."""
+QueueCounts = Callable[[], Any]
+"""Returns (or, for the asyncio monitor, may return an awaitable of) jobs per state of
+each queue: ``{queue: {state: count}}`` (the app wiring's ``job_counts_by_queue``)."""
 
 
 @dataclass(frozen=True)
@@ -46,39 +58,21 @@ class RedisStats:
         return asdict(self)
 
 
-class RedisMonitor:
-    """Reads INFO (and, given ``queue_counts``, the queues' job counts)."""
+class MonitorOps(RedisOps[C]):
+    """The steps of the monitor's calls, shared by the sync and asyncio monitors."""
 
-    def __init__(
-        self, client: redis.Redis | None = None, queue_counts: QueueCounts | None = None
-    ) -> None:
-        self._client = client
+    def __init__(self, client: C | None = None, queue_counts: QueueCounts | None = None) -> None:
+        super().__init__(client)
         self._queue_counts = queue_counts
 
-    @property
-    def client(self) -> redis.Redis:
-        """The queue Redis."""
-        return self._client or broker_client()
-
-    def snapshot(self) -> RedisStats:
-        """Store the current stats in a capped list (for trends) and return them."""
-        stats = self.get_stats()
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.lpush(keys.STATS_SNAPSHOTS_KEY, json.dumps({"at": time.time(), **stats.as_dict()}))
-            pipe.ltrim(keys.STATS_SNAPSHOTS_KEY, 0, STATS_SNAPSHOTS_KEEP - 1)
-            pipe.execute()
-        return stats
-
-    def get_stats(self) -> RedisStats:
+    @operation
+    def get_stats(self) -> Steps[RedisStats]:
         """Connected clients, memory, keys, hit rate, uptime, eviction (and queue counts)."""
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.info()
-            pipe.dbsize()
-            info, total_keys = pipe.execute()
+        info, total_keys = yield Batch([Command("INFO"), Command("DBSIZE")])
+        queue_counts = {} if self._queue_counts is None else (yield Invoke(self._queue_counts))
         hits = int(info.get("keyspace_hits", 0))
         misses = int(info.get("keyspace_misses", 0))
         lookups = hits + misses
-        queue_counts = self._queue_counts() if self._queue_counts is not None else {}
         return RedisStats(
             connected_clients=int(info["connected_clients"]),
             used_memory_human=str(info["used_memory_human"]),
@@ -89,6 +83,27 @@ class RedisMonitor:
             evicted_keys=int(info.get("evicted_keys", 0)),
             queues={name: dict(counts) for name, counts in queue_counts.items()},
         )
+
+    @operation
+    def snapshot(self) -> Steps[RedisStats]:
+        """Store the current stats in a capped list (for trends) and return them."""
+        stats = yield from MonitorOps.get_stats.build(self)
+        entry = json.dumps({"at": time.time(), **stats.as_dict()})
+        yield Batch(
+            [
+                Command("LPUSH", keys.STATS_SNAPSHOTS_KEY, entry),
+                Command("LTRIM", keys.STATS_SNAPSHOTS_KEY, 0, STATS_SNAPSHOTS_KEEP - 1),
+            ]
+        )
+        return stats
+
+
+class RedisMonitor(MonitorOps[redis.Redis], SyncRunner):
+    """Reads INFO (and, given ``queue_counts``, the queues' job counts)."""
+
+
+class AsyncRedisMonitor(MonitorOps[aioredis.Redis], AsyncRunner):
+    """:class:`RedisMonitor` for asyncio (``queue_counts`` may be a coroutine function)."""
 
 
 def check_eviction_policy(client: redis.Redis, settings: Settings | None = None) -> str | None:

@@ -1,29 +1,47 @@
-"""Redis operations written once, for a sync or an asyncio client.
+"""Redis operations written once, run by a sync or an asyncio client.
 
-An operation is a generator of *steps*: it yields the Redis calls it needs
-(:class:`Command`, :class:`ScriptCall`, or a :class:`Batch` of them sent as one
-pipeline) and receives each reply back; what it returns is the operation's
-result. It does no I/O itself, so the sync API (:func:`run`) and the asyncio
-API drive the very same code: one source of truth for keys, arguments and the
-decoding of replies.
+An operation is a generator of *steps*: it yields what it needs done (a
+:class:`Command`, a :class:`ScriptCall`, a :class:`Batch` of them sent as one
+pipeline, a :class:`Sleep`, an :class:`Invoke` of a caller's function, or any of
+those :class:`On` another client) and receives each reply back; what it returns
+is the operation's result. It does no I/O itself, so the sync API (:func:`run`)
+and the asyncio API (:func:`arun`) drive the very same code: one source of
+truth for keys, script arguments and the decoding of replies.
 
-    def get_job(job_id: str) -> Steps[Job | None]:
-        record = yield Command("HGETALL", keys.job_key(job_id))
-        return Job.from_record(job_id, record) if record else None
+    class SessionOps:
+        @operation
+        def get(self, session_id: str) -> Steps[bytes | None]:
+            return (yield Command("GET", keys.session_key(session_id)))
+
+    class SessionService(SessionOps, SyncRunner): ...        # .get(id) -> bytes | None
+    class AsyncSessionService(SessionOps, AsyncRunner): ...  # await .get(id)
+
+:class:`operation` gives each steps method the right form on each: a plain
+method on a :class:`SyncRunner`, a coroutine method on an :class:`AsyncRunner`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 import redis
+import redis.asyncio as aioredis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
-from csgoflip_jobs.helpers.scripts import PipelineCall, queue_script, run_pipeline, run_script
+from csgoflip_jobs.helpers.clients import Role, async_clients, sync_clients
+from csgoflip_jobs.helpers.scripts import PipelineCall, known_scripts, queue_script, run_pipeline
 
 T = TypeVar("T")
+C = TypeVar("C")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True, init=False)
@@ -47,12 +65,47 @@ class ScriptCall:
 
 @dataclass(frozen=True)
 class Batch:
-    """Calls sent as one pipeline (no transaction); the reply is the list of replies."""
+    """Calls sent as one pipeline (no transaction); the reply is the list of replies.
+    An error Redis answered for one call is raised, or, with ``raise_errors=False``,
+    left in its place among the replies."""
 
     calls: Sequence[Command | ScriptCall]
+    raise_errors: bool = True
 
 
-Call = Command | ScriptCall | Batch
+@dataclass(frozen=True)
+class Sleep:
+    """Wait ``seconds`` (the sync API blocks its thread; the asyncio API yields the loop)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Invoke:
+    """Call the caller's ``function()``; an awaitable result is awaited (asyncio API).
+    The reply is its result; what it raises is thrown back into the operation."""
+
+    function: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Offload:
+    """Blocking work (no Redis): the sync API calls ``function()``; the asyncio API
+    runs it in a worker thread, so the event loop keeps running. The reply is its result."""
+
+    function: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class On:
+    """Send ``call`` on the runner's client number ``index`` (Redlock's masters);
+    a Redis error comes back as the reply instead of being raised."""
+
+    index: int
+    call: Command | ScriptCall
+
+
+Call = Command | ScriptCall | Batch | Sleep | Invoke | Offload | On
 Steps = Generator[Call, Any, T]
 """An operation: yields calls, receives their replies, returns its result."""
 
@@ -63,23 +116,111 @@ def one(call: Call, decode: Callable[[Any], T]) -> Steps[T]:
     return decode(reply)
 
 
-def run(client: redis.Redis, steps: Steps[T]) -> T:
-    """Drive ``steps`` on a sync client: send each call, hand back its reply."""
-    try:
-        call = next(steps)
-        while True:
-            call = steps.send(execute(client, call))
-    except StopIteration as finished:
-        return finished.value  # type: ignore[no-any-return]
+# --- the services -----------------------------------------------------------------------
+class RedisOps(Generic[C]):
+    """Base of a service's shared steps: the client(s) it was given, if any; otherwise
+    it uses the process's clients of its ``redis_role`` (:mod:`.clients`)."""
+
+    redis_role: ClassVar[Role] = "queue"
+
+    def __init__(self, client: C | Sequence[C] | None = None) -> None:
+        if client is None:
+            self._given: list[Any] | None = None
+        else:
+            self._given = list(client) if isinstance(client, Sequence) else [client]
+
+    def _errors(self) -> AbstractContextManager[None]:
+        """Where every operation runs: a service that maps Redis errors to its own
+        (JobQueue: the BrokerError family) returns a context manager doing it."""
+        return nullcontext()
 
 
-def execute(client: redis.Redis, call: Call) -> Any:
-    """Send one call on a sync client and return its reply."""
+class _Runner(Generic[C]):
+    """What both runners share: the clients operations run on (``clients[0]`` unless
+    :class:`On`), those given or else the process's clients of the ``redis_role``."""
+
+    _given: list[Any] | None
+    redis_role: ClassVar[Role]
+    _errors: Callable[[], AbstractContextManager[None]]
+
+    def _role_clients(self) -> Sequence[C]:
+        raise NotImplementedError
+
+    @property
+    def clients(self) -> Sequence[C]:
+        """The clients operations run on."""
+        return self._given or self._role_clients()
+
+    @property
+    def client(self) -> C:
+        """The (first) client operations run on."""
+        return self.clients[0]
+
+
+# --- the sync API ---------------------------------------------------------------------
+class SyncRunner(_Runner[redis.Redis]):
+    """Runs operations on sync redis-py clients."""
+
+    def _role_clients(self) -> Sequence[redis.Redis]:
+        return sync_clients(self.redis_role)
+
+    def _bind(self, build: Callable[..., Steps[T]]) -> Callable[..., T]:
+        @functools.wraps(build)
+        def method(*args: Any, **kwargs: Any) -> T:
+            with self._errors():
+                return run(self.clients, build(self, *args, **kwargs))
+
+        return method
+
+
+def run(clients: redis.Redis | Sequence[redis.Redis], steps: Steps[T]) -> T:
+    """Drive ``steps`` on sync clients: perform each call, hand back its reply."""
+    targets = [clients] if isinstance(clients, redis.Redis) else list(clients)
+    reply: Any = None
+    failure: BaseException | None = None
+    while True:
+        try:
+            call = steps.throw(failure) if failure is not None else steps.send(reply)
+        except StopIteration as finished:
+            return cast(T, finished.value)
+        reply, failure = None, None
+        try:
+            reply = _execute(targets, call)
+        except Exception as exc:
+            if not isinstance(call, Invoke):
+                raise
+            failure = exc
+
+
+def _execute(clients: list[redis.Redis], call: Call) -> Any:
+    if isinstance(call, Sleep):
+        time.sleep(call.seconds)
+        return None
+    if isinstance(call, Invoke | Offload):
+        return call.function()
+    if isinstance(call, On):
+        try:
+            return _execute_on(clients[call.index], call.call)
+        except redis.RedisError as exc:
+            return exc
+    return _execute_on(clients[0], call)
+
+
+def _execute_on(client: redis.Redis, call: Command | ScriptCall | Batch) -> Any:
     if isinstance(call, Command):
         return cast(Any, client).execute_command(*call.args)
     if isinstance(call, ScriptCall):
-        return run_script(client, call.script, list(call.keys), list(call.args))
-    return run_pipeline(client, [_pipeline_call(c) for c in call.calls])
+        return _evalsha(cast(Any, client).execute_command, call)
+    calls = [_pipeline_call(c) for c in call.calls]
+    return run_pipeline(client, calls, raise_on_error=call.raise_errors)
+
+
+def _evalsha(execute: Callable[..., Any], call: ScriptCall) -> Any:
+    try:
+        return execute("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+    except NoScriptError:
+        execute("SCRIPT", "LOAD", call.script.script)
+        return execute("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
 
 
 def _pipeline_call(call: Command | ScriptCall) -> PipelineCall:
@@ -90,3 +231,125 @@ def _pipeline_call(call: Command | ScriptCall) -> PipelineCall:
             queue_script(pipe, call.script, list(call.keys), list(call.args))
 
     return add
+
+
+# --- the asyncio API --------------------------------------------------------------------
+class AsyncRunner(_Runner[aioredis.Redis]):
+    """Runs operations on redis.asyncio clients (by default the running loop's)."""
+
+    def _role_clients(self) -> Sequence[aioredis.Redis]:
+        return async_clients(self.redis_role)
+
+    def _bind(self, build: Callable[..., Steps[T]]) -> Callable[..., Coroutine[Any, Any, T]]:
+        @functools.wraps(build)
+        async def method(*args: Any, **kwargs: Any) -> T:
+            with self._errors():
+                return await arun(self.clients, build(self, *args, **kwargs))
+
+        return method
+
+
+async def arun(clients: aioredis.Redis | Sequence[aioredis.Redis], steps: Steps[T]) -> T:
+    """Drive ``steps`` on redis.asyncio clients, as :func:`run` does."""
+    targets = [clients] if isinstance(clients, aioredis.Redis) else list(clients)
+    reply: Any = None
+    failure: BaseException | None = None
+    while True:
+        try:
+            call = steps.throw(failure) if failure is not None else steps.send(reply)
+        except StopIteration as finished:
+            return cast(T, finished.value)
+        reply, failure = None, None
+        try:
+            reply = await _aexecute(targets, call)
+        except Exception as exc:
+            if not isinstance(call, Invoke):
+                raise
+            failure = exc
+
+
+async def _aexecute(clients: list[aioredis.Redis], call: Call) -> Any:
+    if isinstance(call, Sleep):
+        await asyncio.sleep(call.seconds)
+        return None
+    if isinstance(call, Invoke):
+        result = call.function()
+        return await result if inspect.isawaitable(result) else result
+    if isinstance(call, Offload):
+        return await asyncio.to_thread(call.function)
+    if isinstance(call, On):
+        try:
+            return await _aexecute_on(clients[call.index], call.call)
+        except redis.RedisError as exc:
+            return exc
+    return await _aexecute_on(clients[0], call)
+
+
+async def _aexecute_on(client: aioredis.Redis, call: Command | ScriptCall | Batch) -> Any:
+    if isinstance(call, Command):
+        return await cast(Any, client).execute_command(*call.args)
+    if isinstance(call, ScriptCall):
+        return await _aevalsha(client, call)
+    replies = await _apipeline(client, call.calls)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        # A server that lost its scripts (a restart): load them all, re-run only the
+        # calls that failed with NOSCRIPT: they changed nothing.
+        for script in known_scripts():
+            await cast(Any, client).execute_command("SCRIPT", "LOAD", script.script)
+        again = await _apipeline(client, [call.calls[i] for i in missing])
+        for index, reply in zip(missing, again, strict=True):
+            replies[index] = reply
+    for reply in replies if call.raise_errors else ():
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+async def _aevalsha(client: aioredis.Redis, call: ScriptCall) -> Any:
+    try:
+        return await cast(Any, client).evalsha(
+            call.script.sha, len(call.keys), *call.keys, *call.args
+        )
+    except NoScriptError:
+        await cast(Any, client).execute_command("SCRIPT", "LOAD", call.script.script)
+        return await cast(Any, client).evalsha(
+            call.script.sha, len(call.keys), *call.keys, *call.args
+        )
+
+
+async def _apipeline(client: aioredis.Redis, calls: Sequence[Command | ScriptCall]) -> list[Any]:
+    async with client.pipeline(transaction=False) as pipe:
+        for call in calls:
+            if isinstance(call, Command):
+                pipe.execute_command(*call.args)
+            else:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        return list(await pipe.execute(raise_on_error=False))
+
+
+# --- one definition, both APIs ---------------------------------------------------------
+class operation(Generic[P, T]):
+    """A steps method that is a plain method on a :class:`SyncRunner` and a coroutine
+    method on an :class:`AsyncRunner`, with the same parameters, result and docstring."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Steps[T]]) -> None:
+        self.build = build
+        functools.update_wrapper(cast(Any, self), build)
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> operation[P, T]: ...
+
+    @overload
+    def __get__(self, obj: SyncRunner, owner: type) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(self, obj: AsyncRunner, owner: type) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        if obj is None:
+            return self
+        bound = obj._bind(self.build)
+        # Cached on the instance: the next lookup skips this descriptor.
+        obj.__dict__[self.build.__name__] = bound
+        return bound

@@ -13,32 +13,47 @@ per resource, advanced to ``max(counter + 1, server time in µs)`` so tokens kee
 growing even if a master loses its data. With several masters the winner
 raises the counters of its quorum to the token it got before the lock is
 valid; any later quorum overlaps that one, so later tokens are higher.
+
+:class:`RedlockService` is the sync API (its block's lock is extended by a thread),
+:class:`AsyncRedlockService` the asyncio one (``async with redlock.lock(...)``,
+extended by a task); both run the steps of :class:`RedlockOps`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
+import redis.asyncio as aioredis
 from redis.commands.core import Script
-from redis.retry import Retry
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers import scripts as lua_scripts
 from csgoflip_jobs.helpers.arguments import require_callable, require_key, require_positive
-from csgoflip_jobs.helpers.connection import make_client
+from csgoflip_jobs.helpers.clients import Role
 from csgoflip_jobs.helpers.errors import LockError, LockLostError
-from csgoflip_jobs.settings import get_settings
+from csgoflip_jobs.helpers.redis_calls import (
+    AsyncRunner,
+    C,
+    On,
+    RedisOps,
+    ScriptCall,
+    Sleep,
+    Steps,
+    SyncRunner,
+    operation,
+)
 
 # Redlock's defaults (the constructor's): clock drift 1 % of the lock's life, 10
 # retries 200 ms +- 200 ms apart, extension 500 ms before expiry.
@@ -47,9 +62,6 @@ REDLOCK_RETRY_COUNT = 10
 REDLOCK_RETRY_DELAY_MS = 200
 REDLOCK_RETRY_JITTER_MS = 200
 REDLOCK_AUTOMATIC_EXTENSION_THRESHOLD_MS = 500
-
-REDLOCK_MASTER_TIMEOUT_S = 0.5
-"""A lock master that does not answer within this counts as failed for that attempt."""
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +90,8 @@ class Lock:
 
 
 class LockSignal:
-    """What ``using`` hands its routine: the current lock and whether it was lost."""
+    """What ``lock()`` and ``using`` hand their block: the current lock and whether it
+    was lost."""
 
     def __init__(self, lock: Lock) -> None:
         self.lock = lock
@@ -99,13 +112,20 @@ class LockSignal:
         if self.error is not None:
             raise LockLostError(str(self.error)) from self.error
 
+    def next_extension_s(self, threshold_ms: float) -> float:
+        """Seconds until the lock is due for extension."""
+        return max(0.0, (self.lock.remaining_ms - threshold_ms) / 1000)
 
-class RedlockService:
-    """acquire / extend / release / using over the masters of REDLOCK_URLS."""
+
+class RedlockOps(RedisOps[C]):
+    """The steps of acquire, extend and release, shared by the sync and asyncio APIs."""
+
+    redis_role: ClassVar[Role] = "locks"
+    clients: Sequence[Any]
 
     def __init__(
         self,
-        clients: Sequence[redis.Redis] | None = None,
+        clients: Sequence[C] | None = None,
         *,
         drift_factor: float = REDLOCK_DRIFT_FACTOR,
         retry_count: int = REDLOCK_RETRY_COUNT,
@@ -113,11 +133,11 @@ class RedlockService:
         retry_jitter_ms: int = REDLOCK_RETRY_JITTER_MS,
         automatic_extension_threshold_ms: int = REDLOCK_AUTOMATIC_EXTENSION_THRESHOLD_MS,
     ) -> None:
-        self.clients = list(clients) if clients is not None else _default_clients()
-        if not self.clients:
+        if clients is not None and not clients:
             raise ValueError("RedlockService needs at least one Redis master")
         if not 0 <= drift_factor < 1 or retry_count < 0 or retry_delay_ms < 0:
             raise ValueError("drift_factor must be in [0, 1); retries and delays >= 0")
+        super().__init__(clients)
         self.drift_factor = drift_factor
         self.retry_count = retry_count
         self.retry_delay_ms = retry_delay_ms
@@ -129,34 +149,34 @@ class RedlockService:
         """Masters that must agree: N/2 + 1."""
         return len(self.clients) // 2 + 1
 
-    def acquire(self, resources: str | Sequence[str], duration_ms: int) -> Lock:
+    @operation
+    def acquire(self, resources: str | Sequence[str], duration_ms: int) -> Steps[Lock]:
         """Lock every resource for ``duration_ms``; retry, then raise LockError."""
         names = _resources(resources)
         require_positive("duration_ms", duration_ms)
         value = os.urandom(16).hex()
         failures: list[str] = []
         for attempt in range(1, self.retry_count + 2):
-            lock = self._try_acquire(names, value, duration_ms, attempt, failures)
+            lock = yield from self._try_acquire(names, value, duration_ms, attempt, failures)
             if lock is not None:
                 return lock
             if attempt <= self.retry_count:
-                time.sleep(self._retry_wait_s())
+                jitter = random.uniform(-self.retry_jitter_ms, self.retry_jitter_ms)
+                yield Sleep(max(0.0, self.retry_delay_ms + jitter) / 1000)
         raise LockError(
             f"could not lock {', '.join(names)}: {self.quorum} of {len(self.clients)} masters "
             f"needed, {self.retry_count + 1} attempts failed (last: {failures[-1]})"
         )
 
-    def extend(self, lock: Lock, duration_ms: int) -> Lock:
+    @operation
+    def extend(self, lock: Lock, duration_ms: int) -> Steps[Lock]:
         """Extend a lock we hold to ``duration_ms`` from now; LockError if not ours anymore."""
         require_positive("duration_ms", duration_ms)
         start = time.monotonic()
-        agreed = sum(
-            1
-            for client in self.clients
-            if self._call(
-                client, lua_scripts.LOCK_EXTEND, list(lock.resources), [lock.value, duration_ms]
-            )
+        replies = yield from self._on_each(
+            lua_scripts.LOCK_EXTEND, list(lock.resources), [lock.value, duration_ms]
         )
+        agreed = sum(1 for reply in replies if reply)
         validity_s = self._validity_s(duration_ms, start)
         if agreed < self.quorum or validity_s <= 0:
             raise LockError(
@@ -165,17 +185,69 @@ class RedlockService:
             )
         return replace(lock, expires_at=time.monotonic() + validity_s)
 
-    def release(self, lock: Lock) -> int:
+    @operation
+    def release(self, lock: Lock) -> Steps[int]:
         """Release a lock we hold; returns on how many masters it was still ours."""
-        released = 0
-        for client in self.clients:
-            released += int(
-                self._call(
-                    client, lua_scripts.COMPARE_AND_DELETE, list(lock.resources), [lock.value]
-                )
-                or 0
-            )
-        return released
+        replies = yield from self._on_each(
+            lua_scripts.COMPARE_AND_DELETE, list(lock.resources), [lock.value]
+        )
+        return sum(int(reply or 0) for reply in replies)
+
+    def _on_each(self, script: Script, script_keys: list[str], args: list[Any]) -> Steps[list[Any]]:
+        """Run ``script`` on every master in turn; a master that fails answers None."""
+        replies = []
+        for index in range(len(self.clients)):
+            reply = yield On(index, ScriptCall(script, script_keys, args))
+            if isinstance(reply, redis.RedisError):
+                log.debug("lock master %d: %s", index, reply)
+                reply = None
+            replies.append(reply)
+        return replies
+
+    def _try_acquire(
+        self,
+        names: tuple[str, ...],
+        value: str,
+        duration_ms: int,
+        attempt: int,
+        failures: list[str],
+    ) -> Steps[Lock | None]:
+        start = time.monotonic()
+        script_keys = [keys.lock_key(n) for n in names] + [keys.fence_key(n) for n in names]
+        args = [value, duration_ms]
+        replies = yield from self._on_each(lua_scripts.LOCK_ACQUIRE, script_keys, args)
+        won = [(i, [int(t) for t in tokens]) for i, tokens in enumerate(replies) if tokens]
+        fencing: dict[str, int] = {}
+        if won:
+            fencing = {n: max(tokens[i] for _c, tokens in won) for i, n in enumerate(names)}
+        if len(won) >= self.quorum and len(self.clients) > 1:
+            fences = [keys.fence_key(n) for n in names]
+            raised = 0
+            for index, _tokens in won:
+                tokens = [fencing[n] for n in names]
+                reply = yield On(index, ScriptCall(lua_scripts.LOCK_RAISE_FENCES, fences, tokens))
+                raised += 0 if isinstance(reply, redis.RedisError) or reply is None else 1
+            if raised < self.quorum:
+                won = []
+        validity_s = self._validity_s(duration_ms, start)
+        if len(won) >= self.quorum and validity_s > 0:
+            return Lock(names, value, time.monotonic() + validity_s, fencing, attempt)
+        failures.append(f"{len(won)} of {len(self.clients)} masters locked")
+        for index, _tokens in won:
+            yield On(index, ScriptCall(lua_scripts.COMPARE_AND_DELETE, list(names), [value]))
+        return None
+
+    def _validity_s(self, duration_ms: int, start: float) -> float:
+        drift_ms = duration_ms * self.drift_factor + 2
+        elapsed_ms = (time.monotonic() - start) * 1000
+        return (duration_ms - elapsed_ms - drift_ms) / 1000
+
+    def _threshold_ms(self, duration_ms: int) -> float:
+        return min(self.automatic_extension_threshold_ms, duration_ms / 2)
+
+
+class RedlockService(RedlockOps[redis.Redis], SyncRunner):
+    """acquire / extend / release / lock / using over the masters of REDLOCK_URLS."""
 
     def using(
         self, resources: str | Sequence[str], duration_ms: int, routine: Callable[[LockSignal], T]
@@ -187,15 +259,13 @@ class RedlockService:
 
     @contextmanager
     def lock(self, resources: str | Sequence[str], duration_ms: int) -> Iterator[LockSignal]:
-        """``with redlock.lock("user:1:balance", 5000) as signal:`` (auto-extended)."""
+        """``with redlock.lock("user:1:balance", 5000) as signal:`` (extended by a thread)."""
         signal = LockSignal(self.acquire(resources, duration_ms))
         stop = threading.Event()
         extender = threading.Thread(
-            target=self._keep_extended,
-            args=(signal, duration_ms, stop),
-            name="redlock-extender",
-            daemon=True,
+            target=self._keep_extended, args=(signal, duration_ms, stop), name="redlock-extender"
         )
+        extender.daemon = True
         extender.start()
         try:
             yield signal
@@ -205,8 +275,8 @@ class RedlockService:
             self.release(signal.lock)
 
     def _keep_extended(self, signal: LockSignal, duration_ms: int, stop: threading.Event) -> None:
-        threshold_ms = min(self.automatic_extension_threshold_ms, duration_ms / 2)
-        while not stop.wait(max(0.0, (signal.lock.remaining_ms - threshold_ms) / 1000)):
+        threshold_ms = self._threshold_ms(duration_ms)
+        while not stop.wait(signal.next_extension_s(threshold_ms)):
             try:
                 signal.lock = self.extend(signal.lock, duration_ms)
             except LockError as exc:
@@ -214,86 +284,54 @@ class RedlockService:
                 signal.error = exc
                 return
 
-    def _try_acquire(
+
+class AsyncRedlockService(RedlockOps[aioredis.Redis], AsyncRunner):
+    """:class:`RedlockService` for asyncio: ``async with redlock.lock(resource, ms) as
+    signal:``, extended by a task while the block runs."""
+
+    async def using(
         self,
-        names: tuple[str, ...],
-        value: str,
+        resources: str | Sequence[str],
         duration_ms: int,
-        attempt: int,
-        failures: list[str],
-    ) -> Lock | None:
-        start = time.monotonic()
-        script_keys = [keys.lock_key(n) for n in names] + [keys.fence_key(n) for n in names]
-        won: list[tuple[redis.Redis, list[int]]] = []
-        for client in self.clients:
-            tokens = self._call(client, lua_scripts.LOCK_ACQUIRE, script_keys, [value, duration_ms])
-            if tokens:
-                won.append((client, [int(t) for t in tokens]))
-        fencing = (
-            {name: max(tokens[i] for _c, tokens in won) for i, name in enumerate(names)}
-            if won
-            else {}
-        )
-        if len(won) >= self.quorum and len(self.clients) > 1:
-            raised = sum(
-                1
-                for client, _t in won
-                if self._call(
-                    client,
-                    lua_scripts.LOCK_RAISE_FENCES,
-                    [keys.fence_key(n) for n in names],
-                    [fencing[n] for n in names],
-                )
-                is not None
-            )
-            if raised < self.quorum:
-                won = won[:0]
-        validity_s = self._validity_s(duration_ms, start)
-        if len(won) >= self.quorum and validity_s > 0:
-            return Lock(names, value, time.monotonic() + validity_s, fencing, attempt)
-        failures.append(f"{len(won)} of {len(self.clients)} masters locked")
-        for client, _tokens in won:
-            self._call(client, lua_scripts.COMPARE_AND_DELETE, list(names), [value])
-        return None
+        routine: Callable[[LockSignal], Awaitable[T]],
+    ) -> T:
+        """Await ``routine(signal)`` under the lock, extending it for as long as it runs."""
+        require_callable("routine", routine)
+        async with self.lock(resources, duration_ms) as signal:
+            return await routine(signal)
 
-    def _validity_s(self, duration_ms: int, start: float) -> float:
-        drift_ms = duration_ms * self.drift_factor + 2
-        elapsed_ms = (time.monotonic() - start) * 1000
-        return (duration_ms - elapsed_ms - drift_ms) / 1000
-
-    def _retry_wait_s(self) -> float:
-        jitter = random.uniform(-self.retry_jitter_ms, self.retry_jitter_ms)
-        return max(0.0, self.retry_delay_ms + jitter) / 1000
-
-    @staticmethod
-    def _call(client: redis.Redis, script: Script, script_keys: list[str], args: list[Any]) -> Any:
-        """Run a script on one master; a master that fails counts as a 'no'."""
+    @asynccontextmanager
+    async def lock(
+        self, resources: str | Sequence[str], duration_ms: int
+    ) -> AsyncIterator[LockSignal]:
+        """Hold the lock for the block; released when it ends (also when it is
+        cancelled); should the release fail, the lock expires after ``duration_ms``."""
+        signal = LockSignal(await self.acquire(resources, duration_ms))
+        extender = asyncio.create_task(self._keep_extended(signal, duration_ms))
         try:
-            return lua_scripts.run_script(client, script, script_keys, args)
-        except redis.RedisError as exc:
-            log.debug("lock master %s: %s", client, exc)
-            return None
+            yield signal
+        finally:
+            extender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await extender
+            await asyncio.shield(self.release(signal.lock))
 
-
-def lock_master_client(url: str) -> redis.Redis:
-    """A client for one lock master. Redlock retries by itself, so a master that is
-    down must fail fast: no client-side retries, short timeouts."""
-    return make_client(
-        url,
-        socket_connect_timeout=REDLOCK_MASTER_TIMEOUT_S,
-        socket_timeout=REDLOCK_MASTER_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 0),
-    )
+    async def _keep_extended(self, signal: LockSignal, duration_ms: int) -> None:
+        threshold_ms = self._threshold_ms(duration_ms)
+        while True:
+            await asyncio.sleep(signal.next_extension_s(threshold_ms))
+            try:
+                signal.lock = await self.extend(signal.lock, duration_ms)
+            except LockError as exc:
+                log.warning("lock lost: %s", exc)
+                signal.error = exc
+                return
 
 
 @cache
 def default_redlock() -> RedlockService:
     """The process-wide RedlockService over REDLOCK_URLS (its clients are thread-safe)."""
     return RedlockService()
-
-
-def _default_clients() -> list[redis.Redis]:
-    return [lock_master_client(url) for url in get_settings().redlock_url_list]
 
 
 def _resources(resources: str | Sequence[str]) -> tuple[str, ...]:

@@ -44,6 +44,11 @@ def load_script(package: str, name: str, libraries: tuple[str, ...] = ()) -> Scr
     return script
 
 
+def known_scripts() -> list[Script]:
+    """Every script loaded in this process (to reload after a server lost them)."""
+    return list(_KNOWN)
+
+
 def _load(name: str) -> Script:
     return load_script(__package__ or "csgoflip_jobs.helpers", name)
 
@@ -86,82 +91,14 @@ def queue_script(
     pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
-def run_pipeline(client: redis.Redis, calls: list[PipelineCall]) -> list[Any]:
+def run_pipeline(
+    client: redis.Redis, calls: list[PipelineCall], raise_on_error: bool = True
+) -> list[Any]:
     """Run ``calls`` in one round trip. On a server that lost its scripts (a restart),
-    load them and re-run only the calls that failed with NOSCRIPT: they changed nothing."""
-    return _finish(client, calls, _execute(client, calls))
-
-
-class StreamedPipeline:
-    """A pipeline whose commands go out in chunks while the caller is still adding
-    more, on one held connection; replies are read once, at :meth:`finish`.
-
-    Redis works through one chunk while the caller builds the next, instead of
-    idling until a whole bulk is built. NOSCRIPT is handled as in
-    :func:`run_pipeline`. Call :meth:`finish` or :meth:`abandon`.
-    """
-
-    def __init__(self, client: redis.Redis, chunk: int) -> None:
-        self._client = client
-        self._chunk = chunk
-        self._calls: list[PipelineCall] = []
-        self._sent = 0
-        self._connection: Any = None
-
-    def __len__(self) -> int:
-        """How many calls were added."""
-        return len(self._calls)
-
-    def add(self, call: PipelineCall) -> None:
-        """Add one call; a full chunk is sent at once."""
-        self._calls.append(call)
-        if len(self._calls) - self._sent >= self._chunk:
-            self._send()
-
-    def finish(self, raise_on_error: bool = True) -> list[Any]:
-        """Send the rest, read every reply; the replies, or raise the first error
-        Redis answered (with ``raise_on_error=False``, errors stay in the replies).
-        A lost connection raises either way."""
-        try:
-            if self._sent < len(self._calls):
-                self._send()
-            replies: list[Any] = []
-            for _ in range(self._sent):
-                try:
-                    replies.append(self._connection.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-        except BaseException:
-            self.abandon()
-            raise
-        self._release()
-        return _finish(self._client, self._calls, replies, raise_on_error)
-
-    def abandon(self) -> None:
-        """Drop the connection (its unread replies with it)."""
-        if self._connection is not None:
-            self._connection.disconnect()
-            self._release()
-
-    def _send(self) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for call in self._calls[self._sent :]:
-            call(pipe)
-        commands = [args for args, _options in pipe.command_stack]
-        first = self._connection is None
-        if first:
-            self._connection = self._client.connection_pool.get_connection()
-        # A health check PINGs and reads the next reply: only before the first chunk,
-        # while no reply is pending (a long bulk could otherwise trigger one mid-way).
-        self._connection.send_packed_command(
-            self._connection.pack_commands(commands), check_health=first
-        )
-        self._sent = len(self._calls)
-
-    def _release(self) -> None:
-        if self._connection is not None:
-            self._client.connection_pool.release(self._connection)
-            self._connection = None
+    load them and re-run only the calls that failed with NOSCRIPT: they changed nothing.
+    The first error Redis answered is raised, or with ``raise_on_error=False`` left in
+    the replies."""
+    return _finish(client, calls, _execute(client, calls), raise_on_error)
 
 
 def _finish(

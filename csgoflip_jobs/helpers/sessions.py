@@ -2,30 +2,49 @@
 
 ``session:<id>`` holds a JSON document (userId, createdAt, expiresAt, metadata,
 lastActivity; times in Unix milliseconds) and ``user:<id>:sessions`` the user's
-session ids. Invariants: an id carries 256 random bits; a session lives
-``ttl_s`` after its last validation, which refreshes the TTL and lastActivity in
-one atomic script; the user's set outlives every session in it and loses the ids
-of expired ones when sessions are created or listed (and hourly, by beat);
-corrupt data is an invalid session, never an exception.
+session ids. Invariants: an id carries 256 random bits; a session lives ``ttl_s``
+after its last validation (each validation refreshes its TTL with one GETEX);
+lastActivity and expiresAt are rewritten at most once per ``touch_interval_s``,
+and each such touch makes the user's set outlive every session in it; the set
+loses the ids of expired sessions when sessions are created or listed (and
+hourly, by beat); corrupt data is an invalid session, never an exception.
+
+:class:`SessionService` is the sync API, :class:`AsyncSessionService` the asyncio
+one (``csgoflip_jobs.aio.SessionService``); both run the steps of :class:`SessionOps`.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers import scripts as lua_scripts
 from csgoflip_jobs.helpers.arguments import require_key, whole_number
-from csgoflip_jobs.helpers.connection import SCAN_BATCH, as_text, broker_client
+from csgoflip_jobs.helpers.connection import SCAN_BATCH, as_text
+from csgoflip_jobs.helpers.redis_calls import (
+    AsyncRunner,
+    C,
+    Command,
+    RedisOps,
+    ScriptCall,
+    Steps,
+    SyncRunner,
+    operation,
+)
 
 SESSION_TTL_S = 7 * 24 * 3600
 """A session lives 7 days after its last validation."""
+
+SESSION_TOUCH_INTERVAL_S = 60
+"""Longest a session's stored lastActivity may lag behind its last validation."""
 
 SESSION_ID_BYTES = 32
 """Random bytes in a session id (256 bits, from ``secrets``)."""
@@ -56,27 +75,30 @@ class Session:
         )
 
 
-class SessionService:
-    """Creates, validates and invalidates sessions."""
+class SessionOps(RedisOps[C]):
+    """The steps of every session call, shared by the sync and asyncio services; on the
+    queue Redis (sessions must never be evicted)."""
 
-    def __init__(self, client: redis.Redis | None = None, ttl_s: int = SESSION_TTL_S) -> None:
-        self._client = client
+    def __init__(
+        self,
+        client: C | None = None,
+        ttl_s: int = SESSION_TTL_S,
+        touch_interval_s: int = SESSION_TOUCH_INTERVAL_S,
+    ) -> None:
+        super().__init__(client)
         self.ttl_s = whole_number("ttl_s", ttl_s)
+        self.touch_interval_s = whole_number("touch_interval_s", touch_interval_s, minimum=0)
 
-    @property
-    def client(self) -> redis.Redis:
-        """The queue Redis (sessions must never be evicted)."""
-        return self._client or broker_client()
-
-    def create(self, user_id: int | str, metadata: dict[str, Any] | None = None) -> Session:
+    @operation
+    def create(self, user_id: int | str, metadata: dict[str, Any] | None = None) -> Steps[Session]:
         """Start a session for ``user_id``; the id has 256 random bits."""
         user = _user_id(user_id)
         if metadata is not None and not isinstance(metadata, dict):
             raise ValueError(f"metadata must be a dict, not {metadata!r}")
         session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
-        seconds, micros = self.client.time()  # server time, as validate uses
-        now = seconds * 1000 + micros // 1000
-        # expiresAt and lastActivity come last: validate rewrites just that tail.
+        seconds, micros = yield Command("TIME")  # server time, as the touch script uses
+        now = int(seconds) * 1000 + int(micros) // 1000
+        # expiresAt and lastActivity come last: the touch script rewrites just that tail.
         document = {
             "userId": user,
             "createdAt": now,
@@ -85,73 +107,109 @@ class SessionService:
             "lastActivity": now,
         }
         raw = json.dumps(document)
-        lua_scripts.SESSION_CREATE(
-            keys=[keys.session_key(session_id), keys.user_sessions_key(user)],
-            args=[raw, self.ttl_s, session_id, keys.session_key("")],
-            client=self.client,
+        yield ScriptCall(
+            lua_scripts.SESSION_CREATE,
+            [keys.session_key(session_id), keys.user_sessions_key(user)],
+            [raw, self.ttl_s, session_id, keys.session_key(""), self.ttl_s + self.touch_interval_s],
         )
         return Session.from_json(session_id, raw)
 
-    def validate(self, session_id: str) -> Session | None:
-        """The session with its TTL and lastActivity refreshed, or None when invalid."""
+    @operation
+    def validate(self, session_id: str) -> Steps[Session | None]:
+        """The session, its life renewed for ``ttl_s``; None when it is invalid."""
         if not isinstance(session_id, str) or not session_id:
             return None
+        key = keys.session_key(session_id)
+        raw = yield Command("GETEX", key, "EX", self.ttl_s)
+        if raw is None:
+            return None
+        now = int(time.time() * 1000)
+        try:
+            session = Session.from_json(session_id, raw)
+        except (ValueError, KeyError, TypeError):
+            session = None
+        if session is not None and now - session.last_activity < self.touch_interval_s * 1000:
+            return _renewed(session, now, self.ttl_s)
+        # Due for a touch (or not readable as a session): the script decides atomically.
         prefix, suffix = _user_set_affixes()
-        raw = lua_scripts.run_script(
-            self.client,
+        touched = yield ScriptCall(
             lua_scripts.SESSION_VALIDATE,
-            [keys.session_key(session_id)],
-            [self.ttl_s, prefix, suffix],
+            [key],
+            [self.ttl_s, prefix, suffix, self.ttl_s + self.touch_interval_s],
         )
-        return None if raw is None else Session.from_json(session_id, raw)
+        return None if touched is None else Session.from_json(session_id, touched)
 
-    def invalidate(self, session_id: str) -> bool:
+    @operation
+    def invalidate(self, session_id: str) -> Steps[bool]:
         """End one session; False when it did not exist."""
         require_key("session_id", session_id)
         prefix, suffix = _user_set_affixes()
-        return bool(
-            lua_scripts.SESSION_INVALIDATE(
-                keys=[keys.session_key(session_id)],
-                args=[session_id, prefix, suffix],
-                client=self.client,
-            )
+        ended = yield ScriptCall(
+            lua_scripts.SESSION_INVALIDATE,
+            [keys.session_key(session_id)],
+            [session_id, prefix, suffix],
         )
+        return bool(ended)
 
-    def invalidate_all_user_sessions(self, user_id: int | str) -> int:
+    @operation
+    def invalidate_all_user_sessions(self, user_id: int | str) -> Steps[int]:
         """End every session of a user at once; returns how many ids were in the set."""
-        return int(
-            lua_scripts.SESSION_INVALIDATE_ALL(
-                keys=[keys.user_sessions_key(_user_id(user_id))],
-                args=[keys.session_key("")],
-                client=self.client,
-            )
+        ended = yield ScriptCall(
+            lua_scripts.SESSION_INVALIDATE_ALL,
+            [keys.user_sessions_key(_user_id(user_id))],
+            [keys.session_key("")],
         )
+        return int(ended)
 
-    def get_user_sessions(self, user_id: int | str) -> set[str]:
+    @operation
+    def get_user_sessions(self, user_id: int | str) -> Steps[set[str]]:
         """Ids of the user's live sessions (expired ones are pruned on the way)."""
-        return self._prune(user_id)[1]
+        return (yield from self._prune_set(keys.user_sessions_key(_user_id(user_id))))[1]
 
-    def prune_user_sessions(self, user_id: int | str) -> int:
+    @operation
+    def prune_user_sessions(self, user_id: int | str) -> Steps[int]:
         """Remove ids of expired sessions from the user's set; returns how many."""
-        return self._prune(user_id)[0]
+        return (yield from self._prune_set(keys.user_sessions_key(_user_id(user_id))))[0]
 
-    def prune_all_user_sessions(self) -> int:
+    @operation
+    def prune_all_user_sessions(self) -> Steps[int]:
         """Prune every user's session set (SCAN, never KEYS); returns ids removed."""
-        pattern = keys.user_sessions_key("*")
-        return sum(
-            self._prune_set(key)[0]
-            for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH)
-        )
+        removed, cursor = 0, b"0"
+        while True:
+            cursor, found = yield Command(
+                "SCAN", cursor, "MATCH", keys.user_sessions_key("*"), "COUNT", SCAN_BATCH
+            )
+            for key in found:
+                removed += (yield from self._prune_set(key))[0]
+            if int(cursor) == 0:
+                return removed
 
-    def _prune(self, user_id: int | str) -> tuple[int, set[str]]:
-        return self._prune_set(keys.user_sessions_key(_user_id(user_id)))
-
-    def _prune_set(self, user_set_key: str | bytes) -> tuple[int, set[str]]:
+    def _prune_set(self, user_set_key: str | bytes) -> Steps[tuple[int, set[str]]]:
         """Drop the ids of expired sessions from one user's set; (how many, live ids)."""
-        removed, *live = lua_scripts.SESSION_PRUNE(
-            keys=[user_set_key], args=[keys.session_key("")], client=self.client
+        removed, *live = yield ScriptCall(
+            lua_scripts.SESSION_PRUNE, [user_set_key], [keys.session_key("")]
         )
         return int(removed), {as_text(m) for m in live}
+
+
+class SessionService(SessionOps[redis.Redis], SyncRunner):
+    """Creates, validates and invalidates sessions."""
+
+
+class AsyncSessionService(SessionOps[aioredis.Redis], AsyncRunner):
+    """:class:`SessionService` for asyncio: the same calls, awaited."""
+
+
+def _renewed(session: Session, now: int, ttl_s: int) -> Session:
+    """The session as GETEX left it: alive for ``ttl_s`` from ``now``."""
+    return Session(
+        session.id,
+        session.user_id,
+        session.created_at,
+        now + ttl_s * 1000,
+        session.last_activity,
+        session.metadata,
+    )
 
 
 @cache

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from queue import Empty
 from typing import Any
@@ -40,12 +40,13 @@ from redis.exceptions import NoScriptError
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.qos import QoS
-from csgoflip_jobs.engine.enqueue import JOB_HEADER, collecting, job_fields
-from csgoflip_jobs.engine.queue_ops import Limits, QueueOps
+from csgoflip_jobs.engine.enqueue import current_capture, enqueue_call
+from csgoflip_jobs.engine.queue_base import Limits
+from csgoflip_jobs.engine.queue_changes import drain
 from csgoflip_jobs.errors import ConfigError
 from csgoflip_jobs.helpers.connection import as_text
-from csgoflip_jobs.helpers.redis_calls import run
-from csgoflip_jobs.helpers.scripts import queue_script, run_pipeline, run_script
+from csgoflip_jobs.helpers.redis_calls import one, run
+from csgoflip_jobs.helpers.scripts import run_script
 from csgoflip_jobs.settings import get_settings
 
 DEAD_LETTERS_KEEP = 1000
@@ -245,9 +246,10 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         """Purge as ``JobQueue.drain`` does, so the waiting jobs' records go with their
         messages (kombu's purge would leave them waiting for ever); returns the number
         of messages taken off, as kombu's does."""
-        ops = QueueOps(queue, Limits.from_settings(get_settings()))
+        lists = [self._q_for_pri(queue, level) for level in self.priority_steps]
+        limits = Limits.from_settings(get_settings())
         with self.conn_or_acquire() as client:
-            _jobs, messages = run(client, ops.drain(delayed=False))
+            _jobs, messages = run(client, drain(queue, lists, limits, delayed=False))
         return messages
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
@@ -261,73 +263,30 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 with self.conn_or_acquire() as client:
                     client.lpush(keys.ready_key(queue), "1")
             return
-        kwargs.pop("_publish_batch", None)  # our own collector batches instead
-        call = self.enqueue_call(queue, message)
-        pending = collecting()
-        if pending is not None:
-            pending.add_enqueue(call)
-            pending.last_task = (self, queue, message)
+        capture = current_capture()
+        if capture is not None:
+            capture.task = (queue, message)
             return
+        level = self._get_message_priority(message, reverse=False)
+        call = enqueue_call(
+            queue,
+            message,
+            kombu_redis.dumps(message),
+            self._q_for_pri(queue, level),
+            get_settings().events_max_len,
+        )
         with self.conn_or_acquire() as client:
-            if not run_pipeline(client, [call])[0]:
+            if not run(client, one(call, int)):
                 log.info("job %s already exists; not enqueued again", headers["id"])
 
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
     ) -> None:
-        pending = collecting()
-        if pending is None:
+        capture = current_capture()
+        if capture is None:
             super()._put_fanout(exchange, message, routing_key, **kwargs)
             return
-        payload = kombu_redis.dumps(message)
-        topics = self._get_publish_topics(exchange, routing_key)
-        for topic in topics:
-            pending.add_publish(topic, payload)
-        pending.last_event = (topics, message)
-
-    def enqueue_call(
-        self,
-        queue: str,
-        message: dict[str, Any],
-        fields: list[str] | None = None,
-        payload: str | None = None,
-        tag: str | None = None,
-    ) -> Callable[[Any], None]:
-        """The ENQUEUE call for a task message. A caller that has them already may pass
-        the new job's record ``fields``, the message as JSON (``payload``) and its
-        delivery ``tag``."""
-        headers = message["headers"]
-        options = headers.get(JOB_HEADER) or {}
-        job_id = str(headers["id"])
-        is_retry = bool(options.get("retry"))
-        if is_retry:
-            fields = ["attempt", str(options.get("attempt", 1))]
-        elif fields is None:
-            fields = job_fields(message, queue)
-        list_key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
-        keys_ = [
-            keys.job_key(job_id),
-            list_key,
-            keys.delayed_key(queue),
-            keys.wake_key(queue),
-            keys.active_key(queue),
-            keys.ready_key(queue),
-            keys.events_key(queue),
-        ]
-        args = [
-            kombu_redis.dumps(message) if payload is None else payload,
-            int(options.get("delay") or 0),
-            1 if is_retry else 0,
-            job_id,
-            message["properties"]["delivery_tag"] if tag is None else tag,
-            get_settings().events_max_len,
-            *fields,
-        ]
-
-        def call(pipe: Any) -> None:
-            queue_script(pipe, scripts.ENQUEUE, keys_, args)
-
-        return call
+        capture.event = (self._get_publish_topics(exchange, routing_key), message)
 
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]

@@ -1,5 +1,7 @@
--- KEYS: session key. ARGV: ttl seconds, user-set key prefix, user-set key suffix.
--- Refreshes expiresAt, lastActivity and the TTL; returns the new JSON, or nil when
+-- KEYS: session key. ARGV: ttl seconds, user-set key prefix, user-set key suffix,
+--       the set's ttl seconds (the session's plus the touch interval).
+-- Touches a session: rewrites expiresAt and lastActivity and refreshes its TTL;
+-- returns the new JSON, or nil when
 -- the session is missing or its data is corrupt (which is then deleted). The
 -- user's set is only ever given a longer life (EXPIRE GT), never a shorter one.
 local raw = redis.call('GET', KEYS[1])
@@ -25,5 +27,5 @@ if not user or n == 0 then
   updated = cjson.encode(session)
 end
 redis.call('SET', KEYS[1], updated, 'EX', ARGV[1])
-redis.call('EXPIRE', ARGV[2] .. user .. ARGV[3], ARGV[1], 'GT')
+redis.call('EXPIRE', ARGV[2] .. user .. ARGV[3], ARGV[4], 'GT')
 return updated
