@@ -13,5 +13,5 @@ test:
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests benchmarks
+	.venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests benchmarks examples
 	.venv/bin/lint-imports --no-cache

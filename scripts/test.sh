@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 ./scripts/ensure-services.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests benchmarks
+.venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests benchmarks examples
 .venv/bin/lint-imports --no-cache | tail -n 3
 REQUIRE_POSTGRES=1 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""The example web app: ``python -m examples.webapp [--port 8000]``."""

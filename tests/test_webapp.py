@@ -1,0 +1,124 @@
+"""The example web app (examples/webapp) under uvicorn with a real worker: over HTTP,
+and in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from csgoflip_jobs.payments.database import migrate
+from tests.support.browser import chromium, screenshot_path
+from tests.support.child_processes import spawn_logged
+from tests.support.databases import sqlite_url
+from tests.support.polling import wait_until
+from tests.support.redis_servers import free_port
+from tests.support.workers import WorkerProcess
+
+
+@pytest.fixture
+def webapp(
+    tmp_path: Path, redis_client: redis.Redis, workers: Callable[..., WorkerProcess]
+) -> Iterator[str]:
+    """The example app on a free port, with a payment worker, on a fresh SQLite ledger."""
+    database = sqlite_url(tmp_path)
+    migrate(database)
+    env = {"DATABASE_URL": database}
+    workers(name="webapp-worker", queues="payment", env=env)
+    port = free_port()
+    process = spawn_logged(
+        [sys.executable, "-m", "examples.webapp", "--port", str(port)],
+        tmp_path / "webapp.log",
+        env,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/api/cases", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(up, 30, interval=0.2)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_the_app_over_http(webapp: str) -> None:
+    with httpx.Client(base_url=webapp, timeout=10) as client:
+        assert client.get("/api/me").status_code == 401
+        signed = client.post("/api/sign-in", json={"name": "alice"})
+        assert signed.status_code == 200
+        assert "httponly" in signed.headers["set-cookie"].lower()
+        assert client.get("/api/me").json()["balance"] == 0
+        assert client.post("/api/deposits", json={"amount": 10_000}).status_code == 200
+        wait_until(lambda: client.get("/api/me").json()["balance"] == 10_000, 20)
+        bad = client.post("/api/withdrawals", json={"amount": -5})
+        assert bad.status_code == 400 and "whole number of minor units >= 1" in bad.json()["error"]
+        too_much = client.post("/api/withdrawals", json={"amount": 99_999})
+        assert too_much.status_code == 400 and "cannot withdraw" in too_much.json()["error"]
+        unknown = client.post("/api/withdrawals/424242/cancel")
+        assert unknown.status_code == 400 and "unknown withdrawal" in unknown.json()["error"]
+        paid = client.post("/api/withdrawals", json={"amount": 2_500}).json()["withdrawal_id"]
+        kept = client.post("/api/withdrawals", json={"amount": 1_000}).json()["withdrawal_id"]
+        cancelled = client.post(f"/api/withdrawals/{kept}/cancel")
+        assert cancelled.json()["status"] == "cancelled"
+
+        def status(withdrawal_id: int) -> str:
+            rows = client.get("/api/withdrawals").json()
+            return str(next(r["status"] for r in rows if r["withdrawal_id"] == withdrawal_id))
+
+        wait_until(lambda: status(paid) == "completed", 30)
+        assert status(kept) == "cancelled"
+        assert client.get("/api/me").json()["balance"] == 7_500
+        late = client.post(f"/api/withdrawals/{paid}/cancel")
+        assert late.status_code == 409 and "too late to cancel" in late.json()["error"]
+        assert client.get("/api/cases").json()[0] == "Chroma Case"
+
+
+def test_sign_in_is_rate_limited_per_ip(webapp: str) -> None:
+    with httpx.Client(base_url=webapp, timeout=10) as client:
+        codes = [client.post("/api/sign-in", json={"name": "bob"}).status_code for _ in range(6)]
+        limited = client.post("/api/sign-in", json={"name": "bob"})
+    assert codes[:5] == [200] * 5 and codes[5] == 429
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+    assert "too many sign-in attempts" in limited.json()["error"]
+
+
+def test_the_page_signs_in_deposits_and_sees_withdrawals_move_live(webapp: str) -> None:
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        page.goto(webapp)
+        page.fill("#name", "carol")
+        page.click("#sign-in-button")
+        page.wait_for_selector("#wallet:not(.hidden)")
+        page.click("#deposit-button")
+        page.wait_for_function("document.getElementById('balance').textContent === '10000'",
+                               timeout=20_000)  # fmt: skip
+        page.fill("#withdraw-amount", "-3")
+        page.click("#withdraw-button")
+        page.wait_for_function(
+            "document.getElementById('message').textContent.includes('whole number')"
+        )
+        page.fill("#withdraw-amount", "2500")
+        page.click("#withdraw-button")
+        page.wait_for_selector("#withdrawals .status-pending")
+        page.fill("#withdraw-amount", "1000")
+        page.click("#withdraw-button")
+        page.wait_for_selector("#withdrawals tr:nth-child(2) .status-pending")
+        page.screenshot(path=str(screenshot_path("webapp-pending")))
+        page.click("#withdrawals tr:nth-child(2) button.cancel")
+        page.wait_for_selector("#withdrawals tr:nth-child(2) .status-cancelled")
+        # The first one is paid by the worker: the page learns it without a reload.
+        page.wait_for_selector("#withdrawals tr:nth-child(1) .status-completed", timeout=30_000)
+        assert page.inner_text("#balance") == "7500"
+        page.screenshot(path=str(screenshot_path("webapp-completed")))
