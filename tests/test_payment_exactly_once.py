@@ -85,7 +85,10 @@ def test_chaos_200_withdrawals_while_workers_are_killed_and_restarted(
     withdrawals = [
         service.request_withdrawal(rng.choice(users), rng.randint(100, 5_000)) for _ in range(200)
     ]
-    env = {"DATABASE_URL": database_url, **FAST_RECOVERY}
+    # A withdrawal whose worker is killed twice while paying it meets the stall limit
+    # and is left uncertain, by design (test_withdrawal_cancel covers it); here a job
+    # may be killed mid-run any number of times and must still be paid once.
+    env = {"DATABASE_URL": database_url, "MAX_STALLED_COUNT": "100", **FAST_RECOVERY}
     pool = [workers(name=f"chaos{n}", env=env) for n in range(2)]
     kills = 0
     deadline = time.monotonic() + 20
