@@ -3,6 +3,7 @@ promote, change_delay, change_priority, drain, clean, obliterate."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -167,3 +168,19 @@ def test_obliterate_refuses_running_jobs_unless_forced(
     assert list(redis_client.scan_iter("csgoflip:queue:email:*")) == []
     assert list(redis_client.scan_iter("csgoflip:job:*")) == []
     assert nothing_left(queue)
+
+
+def test_a_failed_job_that_cannot_be_enqueued_again_stays_failed(
+    workers: Callable[..., WorkerProcess],
+) -> None:
+    """retry_failed checks the job before removing it: a refused retry (here its task is
+    not registered in this process) keeps the failed job instead of dropping it."""
+    workers(queues="email", concurrency=1)
+    queue = JobQueue("email")
+    job_id = queue.add("test-unrecoverable", {"n": 1})
+    failed = wait_for_state(queue, job_id, "failed", 30)
+    with pytest.raises(JobOptionsError, match="no task is registered"):
+        queue.retry_failed(dataclasses.replace(failed, name="no-such-task"))
+    assert queue.get_job(job_id) == failed
+    assert queue.retry_failed(failed) == job_id
+    assert queue.get_job(job_id).state in ("waiting", "active", "failed")  # type: ignore[union-attr]

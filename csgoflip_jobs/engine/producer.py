@@ -54,9 +54,24 @@ def add_jobs(
     events_max_len: int,
 ) -> Steps[list[str]]:
     """Store ``jobs`` on ``queue``; their ids (an existing ``job_id`` is kept, not added
-    again). The templates a job needs are built first (blocking work, offloaded by
-    the asyncio API)."""
-    checked = [_check(app, name, data, opts, max_bytes) for name, data, opts in jobs]
+    again). Raises JobOptionsError before any call when one of them is bad."""
+    checked = check_jobs(app, jobs, max_bytes)
+    return (yield from send_checked(app, queue, checked, events_max_len))
+
+
+def check_jobs(
+    app: Celery, jobs: list[tuple[Any, Any, JobOptions]], max_bytes: int
+) -> list[CheckedJob]:
+    """Every job checked, ready for :func:`send_checked`; the JobOptionsError
+    :func:`add_jobs` would raise for the first bad one. Sends nothing."""
+    return [_check(app, name, data, opts, max_bytes) for name, data, opts in jobs]
+
+
+def send_checked(
+    app: Celery, queue: str, checked: list[CheckedJob], events_max_len: int
+) -> Steps[list[str]]:
+    """Store checked jobs; the templates they need are built first (blocking work,
+    offloaded by the asyncio API)."""
     templates = templates_of(app)
     wanted = {(name, opts.priority_level) for name, _data, _json, opts in checked}
     if templates.missing(queue, wanted):

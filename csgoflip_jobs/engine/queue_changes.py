@@ -17,7 +17,13 @@ from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.errors import JobOptionsError, JobStateError
 from csgoflip_jobs.engine.job import Job
 from csgoflip_jobs.engine.options import parse_options, priority_level
-from csgoflip_jobs.engine.producer import OPTION_NAMES, add_jobs, prepare
+from csgoflip_jobs.engine.producer import (
+    OPTION_NAMES,
+    add_jobs,
+    check_jobs,
+    prepare,
+    send_checked,
+)
 from csgoflip_jobs.engine.queue_base import BATCH, Limits, require_state
 from csgoflip_jobs.engine.queue_reads import QueueReads
 from csgoflip_jobs.helpers.arguments import whole_number
@@ -229,12 +235,18 @@ class QueueChanges(QueueReads[C]):
 
     @operation
     def retry_failed(self, job: Job) -> Steps[str]:
-        """Enqueue a failed job again under its id, name, data and options (no delay)."""
+        """Enqueue a failed job again under its id, name, data and options (no delay).
+
+        A job that could not be enqueued again (JobOptionsError: e.g. its task is not
+        registered in this process) stays failed: it is checked before it is removed.
+        """
         require_state(job, job.id, "failed")
-        options = {k: v for k, v in job.opts.items() if k in OPTION_NAMES and k != "delay"}
+        kept = OPTION_NAMES - {"delay", "job_id"}
+        options = parse_options(job_id=job.id, **{k: v for k, v in job.opts.items() if k in kept})
+        limits = self.limits
+        checked = check_jobs(self.app, [(job.name, job.data, options)], limits.job_max_bytes)
         yield from self._remove(job.id)
-        return (yield from QueueChanges.add.build(self, job.name, job.data, job_id=job.id,
-                                                  **options))  # fmt: skip
+        return (yield from send_checked(self.app, self.name, checked, limits.events_max_len))[0]
 
 
 def drain(
