@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     flower_user: str | None = None
     flower_password: str | None = None
 
+    flower_max_tasks: int = Field(10_000, ge=1)
+    """Tasks Flower keeps in memory from the events it saw (the oldest are dropped);
+    the jobs themselves are read from Redis on the Jobs pages."""
+
+    flower_purge_offline_workers_s: int = Field(3600, ge=1)
+    """Seconds after which Flower stops listing a worker that went offline (and drops
+    its Prometheus series)."""
+
     @field_validator("redis_url", "cache_redis_url", "redlock_urls")
     @classmethod
     def _check_urls(cls, value: str | None) -> str | None:

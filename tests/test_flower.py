@@ -1,7 +1,9 @@
-"""Flower shows the workers and the three queues; production refuses it unprotected."""
+"""Flower shows the workers and the three queues; production refuses it unprotected; it
+keeps a bounded dashboard (tasks in memory, offline workers)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -76,3 +78,27 @@ def test_production_flower_refuses_to_start_without_credentials() -> None:
         )
         assert result.returncode != 0
         assert "refusing to start Flower without credentials" in result.stderr
+
+
+def test_flower_keeps_a_bounded_dashboard_by_default_and_as_set() -> None:
+    probe = (
+        "import json; from tornado.options import options; "
+        "from csgoflip_jobs.celery_app import app; "
+        "from csgoflip_jobs.engine.celery_ext.flower import prepare; prepare(app); "
+        "print(json.dumps([options.max_tasks, options.purge_offline_workers]))"
+    )
+    for env, expected in (
+        ({}, [10_000, 3600]),
+        ({"FLOWER_MAX_TASKS": "500", "FLOWER_PURGE_OFFLINE_WORKERS_S": "60"}, [500, 60]),
+    ):
+        environment = {**os.environ, **env}
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=environment,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert json.loads(result.stdout.splitlines()[-1]) == expected

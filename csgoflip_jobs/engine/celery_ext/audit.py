@@ -35,6 +35,7 @@ class PrivateUse:
 
 _CHANNEL = "kombu.transport.redis:Channel"
 _QOS = "kombu.transport.redis:QoS"
+_OPTIONS = "flower.options:default_options"
 
 USES: tuple[PrivateUse, ...] = (
     PrivateUse(
@@ -230,5 +231,14 @@ USES: tuple[PrivateUse, ...] = (
         "replace",
         "flower",
         "put Flower's authentication on /metrics",
+    ),
+    PrivateUse(_OPTIONS, "basic_auth", "write", "flower", "FLOWER_USER / FLOWER_PASSWORD"),
+    PrivateUse(_OPTIONS, "max_tasks", "write", "flower", "FLOWER_MAX_TASKS tasks in memory"),
+    PrivateUse(
+        _OPTIONS,
+        "purge_offline_workers",
+        "write",
+        "flower",
+        "offline workers dropped after FLOWER_PURGE_OFFLINE_WORKERS_S",
     ),
 )

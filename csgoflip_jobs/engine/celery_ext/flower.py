@@ -1,4 +1,4 @@
-"""Flower, however it is started, with the platform's credentials.
+"""Flower, however it is started, with the platform's credentials and settings.
 
 ``csgoflip-jobs flower`` and ``celery -A csgoflip_jobs flower`` both call
 :func:`prepare` before Flower builds its application:
@@ -6,6 +6,9 @@
 * FLOWER_USER / FLOWER_PASSWORD become Flower's basic auth (unless ``--basic-auth``
   names other credentials); with APP_ENV=production Flower refuses to start
   without them: it can revoke tasks and shut workers down.
+* Settings for a dashboard that runs for weeks: at most FLOWER_MAX_TASKS tasks kept
+  in memory, offline workers dropped after FLOWER_PURGE_OFFLINE_WORKERS_S (Flower's
+  own command-line options and variables still win, as they are read afterwards).
 * Prometheus' ``/metrics`` asks for the same credentials; Flower serves it to
   anyone (task, worker and queue names). ``/healthcheck`` stays open.
 """
@@ -33,6 +36,8 @@ def prepare(app: Any) -> None:
             options.basic_auth = [f"{settings.flower_user}:{settings.flower_password}"]
     elif settings.is_production:
         raise SystemExit(REFUSAL)
+    options.max_tasks = settings.flower_max_tasks
+    options.purge_offline_workers = settings.flower_purge_offline_workers_s
     _protect_metrics()
 
 
