@@ -115,3 +115,16 @@ def autoretry(self: Any) -> None:
     """Always fails; Celery's autoretry_for retries it (max_retries 1)."""
     _record(self, data={"retries": self.request.retries})
     raise RuntimeError("always fails")
+
+
+FAIL_FLAG_KEY = "test:fail-flag"
+"""While this key exists, test-fail-while-flagged fails (the Jobs board's retry tests)."""
+
+
+@app.task(name="test-fail-while-flagged", bind=True)
+def fail_while_flagged(self: Any, **data: Any) -> str:
+    """Fail with a two-line reason while FAIL_FLAG_KEY exists, else succeed."""
+    _record(self, data=data)
+    if broker_client().exists(FAIL_FLAG_KEY):
+        raise RuntimeError("payout provider said no\n(second line of the reason)")
+    return "ok"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from csgoflip_jobs.engine.celery_ext.flower_templates import AMENDMENTS
+
 CHECKED_WITH = {"celery": "5.7.0", "kombu": "5.7.0", "flower": "2.2.0"}
 """The versions every row was last read against."""
 
@@ -31,11 +33,20 @@ class PrivateUse:
     """For an override: parameters of the library's method that ours relies on."""
     on_instance: bool = False
     """Set in ``__init__`` rather than on the class: checked on a live channel."""
+    anchors: tuple[str, ...] = ()
+    """For a template (``name`` a path inside the owner package): texts of it ours relies
+    on, checked to be in the installed file."""
 
 
 _CHANNEL = "kombu.transport.redis:Channel"
 _QOS = "kombu.transport.redis:QoS"
 _OPTIONS = "flower.options:default_options"
+_HANDLER = "flower.views:BaseHandler"
+
+
+def _anchors(template: str) -> tuple[str, ...]:
+    return tuple(a.anchor for a in AMENDMENTS if a.template == template)
+
 
 USES: tuple[PrivateUse, ...] = (
     PrivateUse(
@@ -240,5 +251,71 @@ USES: tuple[PrivateUse, ...] = (
         "write",
         "flower",
         "offline workers dropped after FLOWER_PURGE_OFFLINE_WORKERS_S",
+    ),
+    PrivateUse(_OPTIONS, "read_only", "read", "flower_jobs", "no Jobs actions when read-only"),
+    PrivateUse(
+        "flower.urls", "handlers", "write", "flower", "the Jobs routes, before Flower's catch-all"
+    ),
+    PrivateUse(
+        "flower.urls",
+        "settings",
+        "write",
+        "flower",
+        "template_loader: every page from the amended templates (read from template_path)",
+    ),
+    PrivateUse(
+        "flower.views",
+        "BaseHandler",
+        "subclass",
+        "flower_jobs",
+        "the Jobs pages get Flower's login, error pages and template values",
+    ),
+    PrivateUse(
+        _HANDLER,
+        "check_xsrf_cookie",
+        "override",
+        "flower_jobs",
+        "Flower's cross-site checks, then the anti-forgery token always",
+    ),
+    PrivateUse(_HANDLER, "write_error", "override", "flower_jobs", "the JSON API's errors as JSON"),
+    PrivateUse(
+        _HANDLER, "render", "call", "flower_jobs", "Flower's url_prefix and helpers in our pages"
+    ),
+    PrivateUse(
+        "flower",
+        "templates/navbar.html",
+        "amend",
+        "flower_templates",
+        "a Jobs link after the Broker link",
+        anchors=_anchors("navbar.html"),
+    ),
+    PrivateUse(
+        "flower",
+        "templates/broker.html",
+        "amend",
+        "flower_templates",
+        "the depths labelled waiting only, pointing to the Jobs page",
+        anchors=_anchors("broker.html"),
+    ),
+    PrivateUse(
+        "flower",
+        "templates/base.html",
+        "extend",
+        "templates/jobs*.html",
+        "the Jobs pages in Flower's frame",
+        anchors=(
+            "{% block title %}",
+            "{% block navbar %}",
+            "{% block container %}",
+            "{% block extra_scripts %}",
+        ),
+    ),
+    PrivateUse(
+        "flower",
+        "templates/404.html",
+        "render",
+        "flower_jobs",
+        "a 404 names the unknown queue, state or job (Flower's write_error)",
+        anchors=("{{ message }}",),
     ),
 )

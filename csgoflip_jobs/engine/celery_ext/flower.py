@@ -1,4 +1,4 @@
-"""Flower, however it is started, with the platform's credentials and settings.
+"""Flower, however it is started, with the platform's credentials, settings and pages.
 
 ``csgoflip-jobs flower`` and ``celery -A csgoflip_jobs flower`` both call
 :func:`prepare` before Flower builds its application:
@@ -9,8 +9,11 @@
 * Settings for a dashboard that runs for weeks: at most FLOWER_MAX_TASKS tasks kept
   in memory, offline workers dropped after FLOWER_PURGE_OFFLINE_WORKERS_S (Flower's
   own command-line options and variables still win, as they are read afterwards).
-* Prometheus' ``/metrics`` asks for the same credentials; Flower serves it to
-  anyone (task, worker and queue names). ``/healthcheck`` stays open.
+* The Jobs pages and ``/api/jobs`` (:mod:`.flower_jobs`), a Jobs link in the
+  navigation bar and the Broker page's depths labelled as waiting only
+  (:mod:`.flower_templates`).
+* Prometheus' ``/metrics`` asks for the same credentials (Flower serves it to anyone:
+  task, worker and queue names). ``/healthcheck`` stays open.
 """
 
 from __future__ import annotations
@@ -38,7 +41,35 @@ def prepare(app: Any) -> None:
         raise SystemExit(REFUSAL)
     options.max_tasks = settings.flower_max_tasks
     options.purge_offline_workers = settings.flower_purge_offline_workers_s
+    _install_jobs_pages(app)
     _protect_metrics()
+
+
+def _install_jobs_pages(app: Any) -> None:
+    """Put the Jobs routes before Flower's catch-all 404 route, and serve every page
+    (Flower's and ours) from the amended templates."""
+    from pathlib import Path
+
+    from flower import urls
+
+    from csgoflip_jobs.engine.board.pages import JobsBoard
+    from csgoflip_jobs.engine.celery_ext.flower_jobs import handlers
+    from csgoflip_jobs.engine.celery_ext.flower_templates import template_loader
+
+    if any(getattr(route, "name", None) == "jobs" for route in urls.handlers):
+        return
+    catch_all = [i for i, route in enumerate(urls.handlers) if _pattern(route) == r".*"]
+    at = catch_all[0] if catch_all else len(urls.handlers)
+    urls.handlers[at:at] = handlers(JobsBoard(app))
+    urls.settings["template_loader"] = template_loader(Path(urls.settings["template_path"]))
+
+
+def _pattern(route: Any) -> str | None:
+    """A route's pattern: Flower lists both url() objects and (pattern, handler) tuples."""
+    if isinstance(route, tuple):
+        return str(route[0])
+    regex = getattr(route, "regex", None)
+    return regex.pattern.rstrip("$") if regex is not None else None
 
 
 def _protect_metrics() -> None:
