@@ -1,10 +1,11 @@
 """The Jobs pages and /api/jobs over HTTP against a real Flower and real Redis: every
 action needs the credentials (401) and the anti-forgery token (403); unknown queues,
-states and jobs are 404s that say what was not found; a refused action says why."""
+states and jobs are 404s that say what was not found; a refused action says why;
+/metrics carries the per-queue numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,10 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue
+from csgoflip_jobs.celery_app import job_counts_by_queue
 from tests.support.flower_process import running_flower
+from tests.support.polling import wait_for_state
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -157,6 +161,30 @@ def test_the_api_lists_a_state_50_a_page_newest_first_and_filters_by_name(flower
     assert [job["id"] for job in sleeps["jobs"]] == [added[n] for n in (48, 36, 24, 12, 0)]
     assert (sleeps["total"], sleeps["complete"]) == (5, True)
     assert client.get("/api/jobs").json()["queues"][1]["counts"]["paused"] == 60
+
+
+def test_metrics_carry_the_per_queue_gauges_and_counters(
+    flower: str, workers: Callable[..., WorkerProcess]
+) -> None:
+    workers(name="metricsw", concurrency=1)
+    email = JobQueue("email")
+    done = email.add("test-record", {"n": 1})
+    failed = email.add("test-unrecoverable", {"n": 2})
+    wait_for_state(email, done, "completed", 30)
+    wait_for_state(email, failed, "failed", 30)
+    JobQueue("payment").add("test-record", {"n": 3}, delay=600_000)
+    assert httpx.get(flower + "/metrics", timeout=10).status_code == 401
+    text = httpx.get(flower + "/metrics", auth=CREDENTIALS, timeout=10).text
+    for queue, counts in job_counts_by_queue().items():
+        for state, count in counts.items():
+            line = f'csgoflip_queue_jobs{{queue="{queue}",state="{state}"}} {float(count)}'
+            assert line in text
+        assert f'csgoflip_queue_paused{{queue="{queue}"}} 0.0' in text
+    assert 'csgoflip_queue_jobs{queue="payment",state="delayed"} 1.0' in text
+    assert 'csgoflip_queue_jobs_completed_total{queue="email"} 1.0' in text
+    assert 'csgoflip_queue_jobs_failed_total{queue="email"} 1.0' in text
+    assert "csgoflip_queue_redis_up 1.0" in text
+    assert "flower_events_total" in text  # Flower's own series are still there
 
 
 def test_plain_celery_flower_serves_the_jobs_pages_and_read_only_refuses_actions(

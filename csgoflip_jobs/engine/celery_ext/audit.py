@@ -241,7 +241,7 @@ USES: tuple[PrivateUse, ...] = (
         "get",
         "replace",
         "flower",
-        "put Flower's authentication on /metrics",
+        "put Flower's authentication on /metrics; read the queues before each scrape",
     ),
     PrivateUse(_OPTIONS, "basic_auth", "write", "flower", "FLOWER_USER / FLOWER_PASSWORD"),
     PrivateUse(_OPTIONS, "max_tasks", "write", "flower", "FLOWER_MAX_TASKS tasks in memory"),

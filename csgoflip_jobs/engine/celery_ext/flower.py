@@ -13,7 +13,8 @@
   navigation bar and the Broker page's depths labelled as waiting only
   (:mod:`.flower_templates`).
 * Prometheus' ``/metrics`` asks for the same credentials (Flower serves it to anyone:
-  task, worker and queue names). ``/healthcheck`` stays open.
+  task, worker and queue names) and carries the queues' numbers read from Redis
+  (:mod:`csgoflip_jobs.engine.board.prometheus`). ``/healthcheck`` stays open.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def prepare(app: Any) -> None:
     options.max_tasks = settings.flower_max_tasks
     options.purge_offline_workers = settings.flower_purge_offline_workers_s
     _install_jobs_pages(app)
-    _protect_metrics()
+    _protect_metrics(app)
 
 
 def _install_jobs_pages(app: Any) -> None:
@@ -72,11 +73,27 @@ def _pattern(route: Any) -> str | None:
     return regex.pattern.rstrip("$") if regex is not None else None
 
 
-def _protect_metrics() -> None:
+def _protect_metrics(app: Any) -> None:
+    """/metrics behind Flower's authentication, with the queues read just before."""
+    import asyncio
+
     from flower.views.monitor import Metrics
+    from prometheus_client import REGISTRY
     from tornado.web import authenticated
 
-    if not getattr(Metrics.get, "csgoflip_protected", False):
-        protected = authenticated(Metrics.get)
-        protected.csgoflip_protected = True  # type: ignore[attr-defined]
-        Metrics.get = protected
+    from csgoflip_jobs.engine.board.prometheus import QueueNumbers
+
+    if getattr(Metrics.get, "csgoflip_protected", False):
+        return
+    numbers = QueueNumbers(app)
+    flowers_get = Metrics.get
+
+    async def get(self: Any) -> None:
+        # Read Redis in Flower's executor: a slow Redis must not stall Flower's loop.
+        await asyncio.get_running_loop().run_in_executor(None, numbers.refresh)
+        await flowers_get(self)
+
+    protected = authenticated(get)
+    protected.csgoflip_protected = True  # type: ignore[attr-defined]
+    REGISTRY.register(numbers)
+    Metrics.get = protected
