@@ -78,8 +78,8 @@ def gateway(host: str, port: int, loglevel: str) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 def flower(host: str, port: int) -> None:
     """Serve the Flower dashboard (FLOWER_USER / FLOWER_PASSWORD for basic auth;
-    required with APP_ENV=production). Prometheus metrics are at /metrics, behind the
-    same credentials."""
+    required with APP_ENV=production), with the jobs Redis holds at /jobs. Prometheus
+    metrics are at /metrics, behind the same credentials."""
     from csgoflip_jobs.celery_app import app
     from csgoflip_jobs.engine.celery_ext import flower as flower_ext
 
