@@ -15,6 +15,9 @@ Why each non-default value is what it is:
 * Task events on (sent, received, started, succeeded, ...) for Flower.
 * ``result_expires`` None: results are trimmed by count, never by time
   (csgoflip_jobs.engine.celery_ext.result_backend).
+* With REDIS_SENTINELS, the broker, the result backend and beat find the master
+  through the sentinels (csgoflip_jobs.engine.celery_ext.sentinel), with the
+  platform's timeouts on the sentinel connections too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from kombu import Queue
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL
+from csgoflip_jobs.helpers import sentinel as _sentinel
 from csgoflip_jobs.helpers.connection import broker_transport_options as _transport_options
 from csgoflip_jobs.settings import get_settings
 
@@ -46,7 +50,9 @@ result_backend = (
 )
 # A finished job's outcome is worth waiting for: storing it is retried through a
 # Redis outage of up to a minute (1 s apart), while the job's message stays held.
-result_backend_transport_options = {"retry_policy": {"timeout": 60.0, "max_retries": None}}
+result_backend_transport_options: dict[str, object] = {
+    "retry_policy": {"timeout": 60.0, "max_retries": None}
+}
 redis_socket_connect_timeout = _settings.redis_connect_timeout_s
 redis_socket_timeout = _settings.redis_command_timeout_s
 redis_socket_keepalive = True
@@ -92,5 +98,26 @@ beat_scheduler = "redbeat.RedBeatScheduler"
 redbeat_redis_url = _settings.broker_url
 redbeat_key_prefix = keys.BEAT_KEY_PREFIX
 beat_max_loop_interval = 1
+
+if _settings.uses_sentinel:
+    broker_transport_options.update(_sentinel.transport_options(_settings))
+    broker_use_ssl = _sentinel.tls_options(_settings) or None
+    result_backend = (
+        "csgoflip_jobs.engine.celery_ext.sentinel:RetainingSentinelBackend+" + _settings.broker_url
+    )
+    result_backend_transport_options.update(_sentinel.transport_options(_settings))
+    redis_backend_use_ssl = broker_use_ssl
+    # celery-redbeat's own Sentinel form: the scheme selects it and the options name the
+    # group; the URL itself is only shown in beat's banner (one host: it must parse).
+    _first_host, _first_port = _settings.sentinel_nodes[0]
+    redbeat_redis_url = f"redis-sentinel://{_first_host}:{_first_port}/{_settings.redis_db}"
+    redbeat_redis_options = {
+        "sentinels": _settings.sentinel_nodes,
+        "service_name": _settings.redis_sentinel_master,
+        "password": _settings.redis_password,
+        "db": _settings.redis_db,
+        "socket_timeout": _settings.redis_command_timeout_s,
+        "sentinel_kwargs": _sentinel.sentinel_kwargs(_settings),
+    }
 
 from beat_schedule import beat_schedule  # noqa: E402,F401 - schedules live in their own file

@@ -7,15 +7,20 @@ one line naming the variable.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, FilePath, ValidationError, field_validator
+from pydantic import Field, FilePath, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from csgoflip_jobs.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SENTINEL_DEFAULT_PORT = 26379
 
 
 class Settings(BaseSettings):
@@ -46,6 +51,23 @@ class Settings(BaseSettings):
     redis_retry_step_ms: int = Field(50, gt=0)
     redis_retry_cap_ms: int = Field(2000, gt=0)
     redis_max_retries: int = Field(10, ge=0)
+
+    # High availability (docs/reliability.md, README "High availability").
+    redis_sentinels: str | None = None
+    """Comma list of ``host:port`` of the Sentinels watching the queue Redis. When set,
+    every client of the queue Redis asks them for the master, and REDIS_URL,
+    REDIS_HOST and REDIS_PORT are ignored (REDIS_PASSWORD and REDIS_DB still apply)."""
+    redis_sentinel_master: str | None = Field(None, validate_default=True)
+    """The name the Sentinels monitor the queue Redis under (required with them)."""
+    redis_sentinel_password: str | None = None
+    """The Sentinels' own password (``requirepass`` in sentinel.conf), if any."""
+    redis_sentinel_tls: bool = False
+    """TLS to the Sentinels and to the master they name (always on in production)."""
+    redis_min_replicas_ack: int = Field(0, ge=0)
+    """0: an enqueue returns once the master holds the job. N >= 1: only once N replicas
+    hold it too (Redis WAIT), so a failover cannot lose an accepted job."""
+    redis_replica_ack_timeout_ms: int = Field(1000, gt=0, validate_default=True)
+    """How long an enqueue waits for REDIS_MIN_REPLICAS_ACK replicas, in milliseconds."""
 
     database_url: str = "sqlite:///csgoflip_jobs.sqlite3"
 
@@ -112,6 +134,39 @@ class Settings(BaseSettings):
                 _check_redis_url(url.strip())
         return value
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # set but empty (e.g. Compose's ${REDIS_SENTINELS:-}): no Sentinel
+        parse_sentinels(value)
+        return value
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _check_master(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError("must be the master's name, without spaces")
+        if not value and info.data.get("redis_sentinels"):
+            raise ValueError(
+                "must be set with REDIS_SENTINELS: the name the sentinels monitor "
+                "the queue Redis under (sentinel monitor <name> ...)"
+            )
+        return value
+
+    @field_validator("redis_replica_ack_timeout_ms")
+    @classmethod
+    def _check_ack_timeout(cls, value: int, info: ValidationInfo) -> int:
+        command_ms = info.data.get("redis_command_timeout_s", 0) * 1000
+        if info.data.get("redis_min_replicas_ack") and value >= command_ms:
+            # WAIT blocks the connection: past the command timeout the client would
+            # give up first and report Redis as unresponsive instead.
+            raise ValueError(
+                f"must be below REDIS_COMMAND_TIMEOUT_S ({command_ms:.0f} ms), or the "
+                "client gives up before Redis answers WAIT"
+            )
+        return value
+
     @field_validator("email_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
@@ -129,8 +184,40 @@ class Settings(BaseSettings):
         return self.app_env == "production"
 
     @property
+    def uses_sentinel(self) -> bool:
+        """True when the queue Redis is found through REDIS_SENTINELS."""
+        return bool(self.redis_sentinels)
+
+    @property
+    def sentinel_nodes(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS as (host, port) pairs, in the order given; empty without them."""
+        return parse_sentinels(self.redis_sentinels) if self.redis_sentinels else []
+
+    @property
+    def sentinel_tls(self) -> bool:
+        """TLS to the Sentinels and the master they name: REDIS_SENTINEL_TLS or production."""
+        return self.redis_sentinel_tls or self.is_production
+
+    @property
+    def ignored_for_sentinel(self) -> list[str]:
+        """The variables that were set but do not apply because REDIS_SENTINELS is set."""
+        if not self.uses_sentinel:
+            return []
+        names = ("redis_url", "redis_host", "redis_port")
+        return [name.upper() for name in names if name in self.model_fields_set]
+
+    @property
     def broker_url(self) -> str:
-        """The queue Redis: REDIS_URL, else built from REDIS_HOST/PORT/PASSWORD/DB."""
+        """The queue Redis: with REDIS_SENTINELS, kombu's and Celery's form of a Sentinel
+        group (``sentinel://[:password@]host:port/db`` per sentinel, joined by ``;``;
+        the master's name is REDIS_SENTINEL_MASTER); else REDIS_URL, else built from
+        REDIS_HOST/PORT/PASSWORD/DB."""
+        if self.uses_sentinel:
+            auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+            return ";".join(
+                f"sentinel://{auth}{_netloc(host, port)}/{self.redis_db}"
+                for host, port in self.sentinel_nodes
+            )
         if self.redis_url:
             url = _force_tls(self.redis_url) if self.is_production else self.redis_url
             return self._verified(url)
@@ -163,6 +250,26 @@ def parse_rate(value: str) -> tuple[int, int]:
     if not count.isdigit() or int(count) < 1 or unit not in windows:
         raise ValueError("must look like 10/s or 600/m")
     return int(count), windows[unit]
+
+
+def parse_sentinels(value: str) -> list[tuple[str, int]]:
+    """``"10.0.0.1:26379, [::1]:26380"`` -> [("10.0.0.1", 26379), ("::1", 26380)];
+    ValueError naming the bad entry otherwise."""
+    nodes: list[tuple[str, int]] = []
+    for entry in value.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(
+                f"must be a comma list of host:port, e.g. 10.0.0.1:{SENTINEL_DEFAULT_PORT},"
+                f"10.0.0.2:{SENTINEL_DEFAULT_PORT} (bad entry {entry.strip()!r})"
+            )
+        nodes.append((host, int(port)))
+    return nodes
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _check_redis_url(value: str) -> None:
@@ -205,9 +312,17 @@ def _force_tls(url: str) -> str:
 def load_settings() -> Settings:
     """Read the environment now; raise ConfigError with one line naming the variable."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
+    if settings.ignored_for_sentinel:
+        # Once per process, at its first use of the settings (its start-up).
+        log.warning(
+            "REDIS_SENTINELS is set, so the queue Redis is the master the sentinels name: "
+            "ignoring %s",
+            ", ".join(settings.ignored_for_sentinel),
+        )
+    return settings
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -30,6 +30,7 @@ from csgoflip_jobs.helpers.connection import (
     connection_kwargs,
     make_client,
 )
+from csgoflip_jobs.helpers.sentinel import async_master_client, is_sentinel_url
 from csgoflip_jobs.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -77,9 +78,13 @@ def async_connection_kwargs(settings: Settings) -> dict[str, Any]:
 def make_async_client(
     url: str, settings: Settings | None = None, **overrides: Any
 ) -> aioredis.Redis:
-    """A new redis.asyncio client for ``url`` with the platform's connection semantics."""
-    kwargs = async_connection_kwargs(settings or get_settings())
+    """A new redis.asyncio client for ``url`` with the platform's connection semantics
+    (for a Sentinel URL, a client of the master the sentinels name)."""
+    settings = settings or get_settings()
+    kwargs = async_connection_kwargs(settings)
     kwargs.update(overrides)
+    if is_sentinel_url(url):
+        return async_master_client(url, settings, **kwargs)
     client: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
     return client
 

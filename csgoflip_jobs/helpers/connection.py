@@ -31,6 +31,7 @@ from csgoflip_jobs.helpers.errors import (
     BrokerTimeoutError,
     BrokerUnavailableError,
 )
+from csgoflip_jobs.helpers.sentinel import is_sentinel_url, master_client
 from csgoflip_jobs.settings import Settings, get_settings
 
 SCAN_BATCH = 500
@@ -62,7 +63,8 @@ class BoundedRetry(Retry):
     redis-py nests retries (a retried reconnect sends a health-check PING that is
     retried again), so against a paused server one call took ``(retries + 1) ** 2``
     timeouts, about ten minutes with the defaults. Here a retry inside another tries
-    once, and a refused password is never retried: waiting does not change it.
+    once, and a refused password or a master name no sentinel knows is never retried:
+    waiting does not change them.
     """
 
     def call_with_retry(
@@ -87,11 +89,12 @@ class BoundedRetry(Retry):
 def bounded_retryable(
     is_retryable: Callable[[Exception], bool] | None,
 ) -> Callable[[Exception], bool]:
-    """redis-py's retry decision, except that a refused password is never retried:
-    waiting does not change it (shared by the sync and asyncio retries)."""
+    """redis-py's retry decision, except that a refused password, or an error that says
+    it is not ``retryable`` (a master name no sentinel knows), is never retried: waiting
+    does not change them (shared by the sync and asyncio retries)."""
 
     def retryable(error: Exception) -> bool:
-        if isinstance(error, redis.AuthenticationError):
+        if isinstance(error, redis.AuthenticationError) or not getattr(error, "retryable", True):
             return False
         return is_retryable is None or is_retryable(error)
 
@@ -129,9 +132,13 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def make_client(url: str, settings: Settings | None = None, **overrides: Any) -> redis.Redis:
-    """A new redis-py client for ``url`` with the platform's connection semantics."""
-    kwargs = connection_kwargs(settings or get_settings())
+    """A new redis-py client for ``url`` with the platform's connection semantics (for a
+    Sentinel URL, a client of the master the sentinels name)."""
+    settings = settings or get_settings()
+    kwargs = connection_kwargs(settings)
     kwargs.update(overrides)
+    if is_sentinel_url(url):
+        return master_client(url, settings, kwargs)
     client: redis.Redis = redis.Redis.from_url(url, **kwargs)
     return client
 
@@ -140,6 +147,8 @@ def make_bounded_client(url: str, connections: int, **overrides: Any) -> redis.R
     """A client whose pool never opens more than ``connections``: callers wait for a free one."""
     kwargs = connection_kwargs(get_settings())
     kwargs.update(overrides)
+    if is_sentinel_url(url):
+        return master_client(url, get_settings(), kwargs, max_connections=connections)
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=connections, timeout=kwargs["socket_timeout"], **kwargs
     )
@@ -167,7 +176,10 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 
 
 def redacted_url(url: str) -> str:
-    """``url`` without its query and with the password shown as ``**``, as Celery logs it."""
+    """``url`` without its query and with the password shown as ``**``, as Celery logs it
+    (each part of a Sentinel group's ``;``-joined URL)."""
+    if ";" in url:
+        return ";".join(redacted_url(part) for part in url.split(";"))
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password is not None:

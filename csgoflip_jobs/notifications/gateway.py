@@ -25,7 +25,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis
-import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -34,7 +35,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.helpers.connection import as_text, connection_kwargs, make_bounded_client
+from csgoflip_jobs.helpers.clients import make_async_client
+from csgoflip_jobs.helpers.connection import as_text, make_bounded_client
 from csgoflip_jobs.helpers.sessions import SessionService
 from csgoflip_jobs.notifications.service import Notification, NotificationService
 from csgoflip_jobs.settings import get_settings
@@ -77,11 +79,11 @@ class Hub:
     """The gateway's single pub/sub connection and the clients listening on it."""
 
     def __init__(self, url: str) -> None:
-        kwargs = connection_kwargs(get_settings())
-        kwargs.pop("retry", None)  # the reader loop below reconnects by itself
-        kwargs.pop("retry_on_error", None)
-        self._redis = aioredis.Redis.from_url(
-            url, client_name=client_name(PUBSUB_CLIENT_NAME), **kwargs
+        self._redis = make_async_client(
+            url,
+            client_name=client_name(PUBSUB_CLIENT_NAME),
+            retry=AsyncRetry(NoBackoff(), 0),  # the reader loop below reconnects by itself
+            retry_on_error=[],
         )
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._listeners: dict[str, set[Client]] = {}

@@ -158,6 +158,11 @@ class LocalStack:
             os.environ["REDIS_URL"] = self._redis_url
             get_settings.cache_clear()
         settings = get_settings()
+        if settings.uses_sentinel:
+            raise click.ClickException(
+                "run-local runs on one Redis, not a Sentinel group: unset REDIS_SENTINELS "
+                "(the Sentinel stack is `docker compose --profile ha up`)"
+            )
         url = settings.broker_url
         if _answers(url):
             return url

@@ -40,6 +40,7 @@ class PrivateUse:
 
 _CHANNEL = "kombu.transport.redis:Channel"
 _QOS = "kombu.transport.redis:QoS"
+_SENTINEL_CHANNEL = "kombu.transport.redis:SentinelChannel"
 _OPTIONS = "flower.options:default_options"
 _HANDLER = "flower.views:BaseHandler"
 
@@ -205,7 +206,7 @@ USES: tuple[PrivateUse, ...] = (
         "TRANSPORT_ALIASES",
         "write",
         "transport",
-        "redis:// and rediss:// use the platform's transport (install_transport)",
+        "redis://, rediss:// and sentinel:// use the platform's transport (install_transport)",
     ),
     PrivateUse(
         "kombu.transport",
@@ -235,6 +236,67 @@ USES: tuple[PrivateUse, ...] = (
         "call",
         "result_backend",
         "Celery's own result document, stored by FINISH",
+    ),
+    PrivateUse(
+        _SENTINEL_CHANNEL,
+        "_sentinel_managed_pool",
+        "override",
+        "sentinel",
+        "find the master with the platform's Sentinel, whose errors name the setting",
+        ("asynchronous",),
+    ),
+    PrivateUse(
+        _CHANNEL,
+        "_connparams",
+        "call",
+        "sentinel",
+        "kombu's connection options (the poller's disconnect hook) for the Sentinel pool",
+        ("asynchronous",),
+    ),
+    PrivateUse(
+        _CHANNEL,
+        "_sentinel_manager",
+        "write",
+        "sentinel",
+        "kombu closes the connections to the sentinels through it (kombu#1108)",
+        on_instance=True,
+    ),
+    PrivateUse(
+        _CHANNEL,
+        "_async_sentinel_manager",
+        "write",
+        "sentinel",
+        "the same, for the consumer's (asynchronous) pool",
+        on_instance=True,
+    ),
+    PrivateUse(
+        "celery.backends.redis:SentinelBackend",
+        "_get_sentinel_instance",
+        "override",
+        "sentinel",
+        "the platform's Sentinel, with timeouts on the sentinel connections",
+    ),
+    PrivateUse(
+        "celery.backends.redis:RedisBackend",
+        "_transport_options",
+        "read",
+        "sentinel",
+        "result_backend_transport_options: master_name, sentinel_kwargs",
+    ),
+    PrivateUse(
+        "flower.utils.broker",
+        "RedisSentinel",
+        "replace",
+        "flower",
+        "the Broker page asks every sentinel (Flower's reader asks only the first)",
+    ),
+    PrivateUse(
+        "flower.utils.broker:RedisSentinel",
+        "_get_redis_client",
+        "override",
+        "flower",
+        "one platform Sentinel client per process instead of one per page view",
+        ("broker_options", "broker_use_ssl"),
     ),
     PrivateUse(
         "flower.views.monitor:Metrics",

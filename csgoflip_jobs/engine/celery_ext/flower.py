@@ -15,12 +15,16 @@
 * Prometheus' ``/metrics`` asks for the same credentials (Flower serves it to anyone:
   task, worker and queue names) and carries the queues' numbers read from Redis
   (:mod:`csgoflip_jobs.engine.board.prometheus`). ``/healthcheck`` stays open.
+* With REDIS_SENTINELS, the Broker page (queue depths) finds the master through every
+  sentinel; Flower's own reader asks only the first one, so it failed whenever that
+  sentinel was down, and opened new sentinel connections on every page view.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from csgoflip_jobs.helpers.clients import make_async_client
 from csgoflip_jobs.settings import get_settings
 
 REFUSAL = (
@@ -44,6 +48,7 @@ def prepare(app: Any) -> None:
     options.purge_offline_workers = settings.flower_purge_offline_workers_s
     _install_jobs_pages(app)
     _protect_metrics(app)
+    _read_queues_through_every_sentinel()
 
 
 def _install_jobs_pages(app: Any) -> None:
@@ -97,3 +102,28 @@ def _protect_metrics(app: Any) -> None:
     protected.csgoflip_protected = True  # type: ignore[attr-defined]
     REGISTRY.register(numbers)
     Metrics.get = protected
+
+
+def _read_queues_through_every_sentinel() -> None:
+    from flower.utils import broker
+
+    if getattr(broker.RedisSentinel, "csgoflip_every_sentinel", False):
+        return
+
+    class EverySentinel(broker.RedisSentinel):  # type: ignore[misc]
+        """Flower's Sentinel broker reader on the platform's Sentinel client (one per
+        process: Flower builds a reader per page view and closes only its pool)."""
+
+        csgoflip_every_sentinel = True
+        _client: Any = None
+
+        def _get_redis_client(self, broker_options: Any, broker_use_ssl: Any) -> Any:
+            if EverySentinel._client is None:
+                EverySentinel._client = make_async_client(
+                    get_settings().broker_url,
+                    socket_connect_timeout=self.socket_connect_timeout,
+                    socket_timeout=self.socket_timeout,
+                )
+            return EverySentinel._client
+
+    broker.RedisSentinel = EverySentinel

@@ -296,8 +296,9 @@ class Transport(kombu_redis.Transport):  # type: ignore[misc]
 
 
 def install_transport(transport_options: Mapping[str, Any]) -> None:
-    """Make ``redis://`` and ``rediss://`` broker URLs use :class:`Transport` in this
-    process (idempotent); raise ConfigError for transport options it cannot honour.
+    """Make ``redis://`` and ``rediss://`` broker URLs use :class:`Transport`, and
+    ``sentinel://`` ones its Sentinel form, in this process (idempotent); raise
+    ConfigError for transport options it cannot honour.
 
     Why not Celery's ``broker_transport`` setting: kombu then names the connection
     after the class path (``Connection.as_uri()`` gives
@@ -315,6 +316,14 @@ def install_transport(transport_options: Mapping[str, Any]) -> None:
             "broker_transport_options: global_keyprefix is not supported by the platform's "
             "transport; use a Redis database (REDIS_DB) of its own instead"
         )
-    for scheme in ("redis", "rediss"):
-        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+    for scheme, transport in _TRANSPORTS.items():
+        kombu_transport.TRANSPORT_ALIASES[scheme] = transport
         kombu_transport._transport_cache.pop(scheme, None)
+
+
+_TRANSPORTS = {
+    "redis": f"{__name__}:Transport",
+    "rediss": f"{__name__}:Transport",
+    "sentinel": "csgoflip_jobs.engine.celery_ext.sentinel:SentinelTransport",
+}
+"""The broker URL schemes the platform's transport takes over (``sentinel://``: REDIS_SENTINELS)."""

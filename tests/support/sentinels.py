@@ -1,0 +1,235 @@
+"""A Redis Sentinel group on 127.0.0.1 for the high-availability tests: a master, its
+replicas and the sentinels watching them, each a child process on a free port.
+
+Debian's ``redis-server`` runs a sentinel when given ``--sentinel``. Sentinel rewrites
+its configuration file, so each one gets a file of its own in the group's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from tests.support.polling import wait_until
+from tests.support.redis_servers import RedisServer, free_port, start_redis
+
+MASTER_NAME = "csgoflip-queue"
+
+NODE_ARGS = ("--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1")
+"""Replicas sync at once (Redis waits 5 s by default to batch them), and notice a lost
+master within a second."""
+
+
+@dataclass
+class SentinelGroup:
+    """The data nodes (by port) and sentinels of one monitored master."""
+
+    directory: Path
+    nodes: dict[int, RedisServer | None]
+    sentinel_ports: list[int]
+    sentinels: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings pointing the platform at this group."""
+        return {
+            "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports),
+            "REDIS_SENTINEL_MASTER": MASTER_NAME,
+        }
+
+    def sentinel(self, index: int = 0) -> redis.Redis:
+        """A client of one sentinel."""
+        return redis.Redis(port=self.sentinel_ports[index], socket_timeout=2, decode_responses=True)
+
+    def node(self, port: int) -> redis.Redis:
+        """A client of one data node (the test's own, outside the platform)."""
+        return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1)
+
+    def master_port(self) -> int:
+        """The port of the master as the first answering sentinel sees it."""
+        for index in range(len(self.sentinel_ports)):
+            try:
+                return master_addr(self.sentinel(index))[1]
+            except redis.ConnectionError:
+                continue
+        raise AssertionError("no sentinel answers")
+
+    def replica_ports(self) -> list[int]:
+        """The data nodes that run and are not the master."""
+        master = self.master_port()
+        return [port for port, server in self.nodes.items() if server and port != master]
+
+    def wait_ready(self, replicas: int, timeout: float = 30) -> None:
+        """Wait until every sentinel knows the other sentinels and ``replicas`` replicas
+        in sync with the master: only then can they agree on a failover."""
+        others = len(self.sentinel_ports) - 1
+
+        def ready() -> bool:
+            for index in range(len(self.sentinel_ports)):
+                state: Any = self.sentinel(index).sentinel_master(MASTER_NAME)
+                if int(state["num-other-sentinels"]) < others:
+                    return False
+                if int(state["num-slaves"]) < replicas or not state["is_master"]:
+                    return False
+            info = self.node(self.master_port()).info("replication")
+            online = [k for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+            in_sync = [k for k in online if info[k].get("state") == "online"]
+            return len(in_sync) >= replicas
+
+        wait_until(ready, timeout, interval=0.2)
+
+    def kill(self, port: int) -> None:
+        """SIGKILL a data node (no shutdown, no final write)."""
+        server = self.nodes[port]
+        assert server is not None
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=10)
+        self.nodes[port] = None
+
+    def restart(self, port: int) -> RedisServer:
+        """Start a killed node again on its port, with its original arguments (no
+        ``replicaof``): the sentinels are to turn it into a replica."""
+        server = start_redis(*self._node_args(port), port=port, directory=self._node_dir(port))
+        self.nodes[port] = server
+        return server
+
+    def wait_promoted(self, old_master: int, timeout: float = 30) -> int:
+        """Wait until every sentinel names another master, and that node says it is one;
+        its port."""
+
+        def promoted() -> int | None:
+            ports = set()
+            for index in range(len(self.sentinel_ports)):
+                ports.add(master_addr(self.sentinel(index))[1])
+            if len(ports) != 1 or old_master in ports:
+                return None
+            port = ports.pop()
+            role = self.node(port).info("replication")["role"]
+            return port if role == "master" else None
+
+        port = wait_until(promoted, timeout, interval=0.05)
+        assert port is not None
+        return port
+
+    def wait_replica_of(self, port: int, master: int, timeout: float = 60) -> None:
+        """Wait until the node at ``port`` replicates ``master`` and is in sync."""
+
+        def in_sync() -> bool:
+            info = self.node(port).info("replication")
+            return (
+                info["role"] == "slave"
+                and int(info["master_port"]) == master
+                and info["master_link_status"] == "up"
+                and not info.get("master_sync_in_progress")
+            )
+
+        wait_until(in_sync, timeout, interval=0.2)
+
+    def stop(self) -> None:
+        """Stop every sentinel and node, and remove the directory."""
+        for process in self.sentinels:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        for server in self.nodes.values():
+            if server is not None:
+                if server.process.poll() is None:
+                    os.kill(server.process.pid, signal.SIGCONT)  # in case a test paused it
+                server.process.kill()
+                server.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _node_args(self, port: int) -> list[str]:
+        return [*NODE_ARGS, "--logfile", str(self.directory / f"redis-{port}.log")]
+
+    def _node_dir(self, port: int) -> Path:
+        # One per node: a replica's sync writes dump.rdb there, which a node sharing the
+        # directory would load as its own data when it restarts.
+        path = self.directory / f"node-{port}"
+        path.mkdir(exist_ok=True)
+        return path
+
+
+def master_addr(sentinel: redis.Redis) -> tuple[str, int]:
+    """The master's address as one sentinel names it."""
+    host, port = sentinel.execute_command("SENTINEL", "get-master-addr-by-name", MASTER_NAME)
+    return str(host), int(port)
+
+
+def start_sentinel_group(
+    replicas: int = 1,
+    sentinels: int = 3,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 2000,
+) -> SentinelGroup:
+    """Start a master, ``replicas`` replicas of it and ``sentinels`` sentinels (quorum:
+    a majority), and wait until the sentinels know each other and the replicas."""
+    directory = Path(tempfile.mkdtemp(prefix="csgoflip-sentinel-"))
+    group = SentinelGroup(directory, {}, [free_port() for _ in range(sentinels)])
+    try:
+        master_port = free_port()
+        group.nodes[master_port] = start_redis(
+            *group._node_args(master_port), port=master_port, directory=group._node_dir(master_port)
+        )
+        for _ in range(replicas):
+            port = free_port()
+            args = [*group._node_args(port), "--replicaof", "127.0.0.1", str(master_port)]
+            group.nodes[port] = start_redis(*args, port=port, directory=group._node_dir(port))
+        quorum = sentinels // 2 + 1
+        for port in group.sentinel_ports:
+            group.sentinels.append(
+                _start_sentinel(
+                    directory, port, master_port, quorum, down_after_ms, failover_timeout_ms
+                )
+            )
+        group.wait_ready(replicas)
+    except BaseException:
+        group.stop()
+        raise
+    return group
+
+
+def _start_sentinel(
+    directory: Path, port: int, master_port: int, quorum: int, down_after_ms: int, failover_ms: int
+) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    config = directory / f"sentinel-{port}.conf"
+    config.write_text(
+        "\n".join(
+            [
+                f"port {port}",
+                "bind 127.0.0.1",
+                f"dir {directory}",
+                f"logfile {directory / f'sentinel-{port}.log'}",
+                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {quorum}",
+                f"sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}",
+                f"sentinel failover-timeout {MASTER_NAME} {failover_ms}",
+                f"sentinel parallel-syncs {MASTER_NAME} 1",
+                "",
+            ]
+        )
+    )
+    process = subprocess.Popen(
+        [binary, str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"sentinel on port {port} did not start")
