@@ -32,13 +32,14 @@ from csgoflip_jobs.helpers.connection import make_client
 from csgoflip_jobs.helpers.errors import BrokerUnavailableError
 from csgoflip_jobs.helpers.sessions import SessionService
 from csgoflip_jobs.keys import STATS_SNAPSHOTS_KEY
+from csgoflip_jobs.ops.readiness import run_checks
 from csgoflip_jobs.settings import load_settings
 from tests.support.child_processes import ROOT, spawn_logged
 from tests.support.environment import pointing
 from tests.support.flower_process import running_flower
 from tests.support.gateway_process import start_gateway
 from tests.support.polling import wait_until
-from tests.support.redis_servers import free_port
+from tests.support.redis_servers import free_port, start_redis
 from tests.support.sentinels import MASTER_NAME, SentinelGroup, start_sentinel_group
 from tests.support.workers import WorkerProcess, wait_for_log
 from tests.test_faults_and_security import FAST_FAILING, give_up_bound_s
@@ -225,6 +226,53 @@ def test_every_part_finds_the_master_through_the_sentinels_while_the_first_is_do
     )
     assert counts.returncode == 0, counts.stderr
     assert json.loads(counts.stdout)["notification"]["delayed"] == 1
+
+
+def test_check_reports_the_sentinel_group_and_warns_about_redlock_on_its_nodes(
+    group: SentinelGroup, use_env: Callable[..., Celery]
+) -> None:
+    replica = group.replica_ports()[0]
+    use_env(
+        {
+            **group.env,
+            "REDLOCK_URLS": f"redis://localhost:{replica}/0",
+            "REDIS_MIN_REPLICAS_ACK": "2",
+        }
+    )
+    checks = {check.name: check for check in run_checks()}
+    sentinel = checks["Sentinel"]
+    assert sentinel.ok is True
+    assert f"master {MASTER_NAME!r} at 127.0.0.1:{group.master_port()}" in sentinel.detail
+    assert "1 of 1 replica(s) in sync, quorum 2, 3 of 3 sentinels answer" in sentinel.detail
+    redlock = checks["Redlock masters"]
+    assert redlock.ok is False and redlock.advisory
+    assert f"localhost:{replica}" in redlock.detail
+    durable = checks["durable enqueue"]
+    assert durable.ok is False and not durable.advisory  # every add would fail
+
+
+def test_check_warns_in_production_without_sentinel_or_replica(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = start_redis()
+    try:
+        settings = settings_from(monkeypatch, APP_ENV="production")
+        checks = {c.name: c for c in run_checks(settings, make_client(server.url, settings))}
+        assert checks["replicas"].ok is False and checks["replicas"].advisory
+        assert "neither Sentinel nor a replica" in checks["replicas"].detail
+        replica = start_redis("--replicaof", "127.0.0.1", str(server.port))
+        try:
+            wait_until(
+                lambda: make_client(server.url, settings).info("replication")["connected_slaves"],
+                10,
+            )
+            checks = {c.name: c for c in run_checks(settings, make_client(server.url, settings))}
+            assert checks["replicas"].ok is True
+            assert "a failover is manual" in checks["replicas"].detail
+        finally:
+            replica.stop()
+    finally:
+        server.stop()
 
 
 def test_the_platform_transport_takes_sentinel_urls(

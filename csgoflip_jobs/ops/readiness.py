@@ -1,4 +1,5 @@
-"""Production readiness of the queue Redis (``csgoflip-jobs check``)."""
+"""Production readiness of the queue Redis (``csgoflip-jobs check``); the
+high-availability findings are :mod:`csgoflip_jobs.ops.availability`."""
 
 from __future__ import annotations
 
@@ -8,22 +9,26 @@ from urllib.parse import urlsplit
 import redis
 
 from csgoflip_jobs.helpers.connection import broker_error, make_client, redacted_url
+from csgoflip_jobs.ops.availability import availability_checks
 from csgoflip_jobs.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)
 class Check:
-    """One finding: ``ok`` False means unsafe for production; None means unknown."""
+    """One finding: ``ok`` False means unsafe for production (only a warning when
+    ``advisory``); None means unknown."""
 
     name: str
     ok: bool | None
     detail: str
+    advisory: bool = False
 
 
 def run_checks(settings: Settings | None = None, client: redis.Redis | None = None) -> list[Check]:
     """Connection, eviction policy, persistence, password and TLS of the queue Redis,
-    plus Flower auth. A Redis that cannot be reached (or refuses the password) is
-    unsafe, and what only the server can tell is then unknown."""
+    plus Flower auth, then Sentinel or replicas, durable enqueue and Redlock's masters.
+    A Redis that cannot be reached (or refuses the password) is unsafe, and what only
+    the server can tell is then unknown."""
     settings = settings or get_settings()
     client = client or make_client(settings.broker_url)
     url = urlsplit(settings.broker_url)
@@ -34,6 +39,8 @@ def run_checks(settings: Settings | None = None, client: redis.Redis | None = No
     persisted = (
         None if not config else (config.get("appendonly") == "yes" or bool(config.get("save")))
     )
+    tls = settings.sentinel_tls if settings.uses_sentinel else url.scheme == "rediss"
+    available = availability_checks(settings, client) if connection.ok else []
     return [
         connection,
         Check(
@@ -53,14 +60,22 @@ def run_checks(settings: Settings | None = None, client: redis.Redis | None = No
             if url.password
             else "the broker URL has no password (requirepass)",
         ),
-        Check("TLS", url.scheme == "rediss", f"broker URL scheme {url.scheme}://"),
+        Check("TLS", tls, _tls_detail(settings, url.scheme)),
         Check(
             "Flower credentials",
             bool(settings.flower_user and settings.flower_password),
             "FLOWER_USER and FLOWER_PASSWORD "
             + ("set" if settings.flower_user and settings.flower_password else "missing"),
         ),
+        *(Check(f.name, f.ok, f.detail, f.advisory) for f in available),
     ]
+
+
+def _tls_detail(settings: Settings, scheme: str) -> str:
+    if settings.uses_sentinel:
+        state = "on" if settings.sentinel_tls else "off (REDIS_SENTINEL_TLS)"
+        return f"TLS to the sentinels and the master {state}"
+    return f"broker URL scheme {scheme}://"
 
 
 def _connection(client: redis.Redis, url: str) -> Check:
