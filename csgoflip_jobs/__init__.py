@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "BrokerTimeoutError": "csgoflip_jobs.helpers.errors",
     "BrokerAuthenticationError": "csgoflip_jobs.helpers.errors",
     "BrokerOutOfMemoryError": "csgoflip_jobs.helpers.errors",
+    "BrokerNotReplicatedError": "csgoflip_jobs.helpers.errors",
     "LockError": "csgoflip_jobs.helpers.errors",
     "LockLostError": "csgoflip_jobs.helpers.errors",
     # the domain
@@ -60,6 +61,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "BrokerAuthenticationError",
     "BrokerError",
+    "BrokerNotReplicatedError",
     "BrokerOutOfMemoryError",
     "BrokerTimeoutError",
     "BrokerUnavailableError",
@@ -126,6 +128,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of it runs
     from csgoflip_jobs.helpers.errors import (
         BrokerAuthenticationError,
         BrokerError,
+        BrokerNotReplicatedError,
         BrokerOutOfMemoryError,
         BrokerTimeoutError,
         BrokerUnavailableError,

@@ -102,6 +102,11 @@ def metrics_meta_key(queue: str, kind: str) -> str:
     return queue_key(queue, f"metrics:{kind}:meta")
 
 
+REPLICATION_BARRIER_CHANNEL = f"{PREFIX}:replication-barrier"
+"""Channel nobody listens on: a durable enqueue PUBLISHes to it right before WAIT, a
+write that always reaches the replicas, so WAIT also covers a job that existed already
+(its ENQUEUE wrote nothing on this connection)."""
+
 # --- notifications ---------------------------------------------------------------
 BROADCAST_CHANNEL = "notifications:broadcast"
 """Pub/sub channel of site-wide events."""

@@ -5,23 +5,28 @@ JOB_MAX_BYTES that fits the task's signature, options valid) before any is sent,
 so bad input stores nothing. Each job's message and task-sent event are stamped
 from its task's template (:mod:`csgoflip_jobs.engine.messages`) and all of them go
 in one pipeline; each ENQUEUE stores its job whole or not at all, so when Redis
-refuses some (out of memory) the error says which.
+refuses some (out of memory) the error says which. With REDIS_MIN_REPLICAS_ACK the
+pipeline ends with a WAIT (:class:`Durability`), so an add returns only once that many
+replicas hold its jobs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, NoReturn
 
 from celery import Celery
 from kombu.utils.uuid import uuid
 
+from csgoflip_jobs import keys
 from csgoflip_jobs.engine.errors import JobOptionsError
 from csgoflip_jobs.engine.job_task import JobTask
 from csgoflip_jobs.engine.messages import templates_of
 from csgoflip_jobs.engine.options import JobOptions, encode_data, parse_options
-from csgoflip_jobs.helpers.connection import broker_error
+from csgoflip_jobs.helpers.connection import broker_error, redacted_url
+from csgoflip_jobs.helpers.errors import BrokerNotReplicatedError
 from csgoflip_jobs.helpers.redis_calls import Batch, Command, Offload, ScriptCall, Steps
 
 CheckedJob = tuple[str, dict[str, Any], str, JobOptions]
@@ -46,17 +51,37 @@ def prepare(index: int, job: Mapping[str, Any]) -> tuple[Any, Any, JobOptions]:
         raise JobOptionsError(f"job {index}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Durability:
+    """How many replicas must hold an add's jobs before it returns (0: the master alone),
+    waiting at most ``timeout_ms`` (REDIS_MIN_REPLICAS_ACK, REDIS_REPLICA_ACK_TIMEOUT_MS)."""
+
+    replicas: int = 0
+    timeout_ms: int = 0
+
+    def confirm(self) -> tuple[Command, ...]:
+        """The calls that end a durable batch: a PUBLISH to a channel nobody reads, so
+        that the connection's last write also covers a job that existed already (a re-add
+        writes nothing), then a WAIT for the replicas."""
+        if not self.replicas:
+            return ()
+        barrier = Command("PUBLISH", keys.REPLICATION_BARRIER_CHANNEL, "")
+        return barrier, Command("WAIT", self.replicas, self.timeout_ms)
+
+
 def add_jobs(
     app: Celery,
     queue: str,
     jobs: list[tuple[Any, Any, JobOptions]],
     max_bytes: int,
     events_max_len: int,
+    durability: Durability = Durability(),
 ) -> Steps[list[str]]:
     """Store ``jobs`` on ``queue``; their ids (an existing ``job_id`` is kept, not added
-    again). Raises JobOptionsError before any call when one of them is bad."""
+    again). Raises JobOptionsError before any call when one of them is bad, and
+    BrokerNotReplicatedError when fewer replicas than ``durability`` asks for confirm."""
     checked = check_jobs(app, jobs, max_bytes)
-    return (yield from send_checked(app, queue, checked, events_max_len))
+    return (yield from send_checked(app, queue, checked, events_max_len, durability))
 
 
 def check_jobs(
@@ -68,7 +93,11 @@ def check_jobs(
 
 
 def send_checked(
-    app: Celery, queue: str, checked: list[CheckedJob], events_max_len: int
+    app: Celery,
+    queue: str,
+    checked: list[CheckedJob],
+    events_max_len: int,
+    durability: Durability = Durability(),
 ) -> Steps[list[str]]:
     """Store checked jobs; the templates they need are built first (blocking work,
     offloaded by the asyncio API)."""
@@ -87,7 +116,12 @@ def send_checked(
         positions.append(len(calls))
         calls += [stamped.enqueue, *stamped.events]
         ids.append(job_id)
-    replies = yield Batch(calls, raise_errors=False)
+    confirm = durability.confirm()
+    replies = yield Batch(calls, raise_errors=False, confirm=confirm)
+    if confirm:
+        *replies, _barrier, acked = replies
+        if isinstance(acked, Exception):
+            raise acked
     outcomes = [replies[p] for p in positions]
     enqueues = set(positions)
     for position, reply in enumerate(replies):
@@ -96,7 +130,23 @@ def send_checked(
     refused = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Exception)]
     if refused:
         _raise_partly_added(app, ids, outcomes, refused)
+    if confirm and int(acked) < durability.replicas:
+        _raise_not_replicated(app, ids, durability, int(acked))
     return ids
+
+
+def _raise_not_replicated(
+    app: Celery, ids: list[str], durability: Durability, acked: int
+) -> NoReturn:
+    jobs = f"job {ids[0]}" if len(ids) == 1 else f"{len(ids)} jobs"
+    error = BrokerNotReplicatedError(
+        f"the queue Redis at {redacted_url(app.conf.broker_url)} holds the {jobs}, but only "
+        f"{acked} of the {durability.replicas} replicas REDIS_MIN_REPLICAS_ACK asks for "
+        f"confirmed within {durability.timeout_ms} ms: it may or may not survive a failover; "
+        "adding it again with the same job_id is safe (it is stored once)"
+    )
+    error.stored_ids, error.refused = list(ids), []
+    raise error
 
 
 def _raise_partly_added(

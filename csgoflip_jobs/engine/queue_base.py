@@ -19,6 +19,7 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine.errors import JobStateError
 from csgoflip_jobs.engine.job import Job
 from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL
+from csgoflip_jobs.engine.producer import Durability
 from csgoflip_jobs.helpers.connection import broker_errors
 from csgoflip_jobs.helpers.redis_calls import C, RedisOps
 from csgoflip_jobs.settings import Settings, get_settings
@@ -51,15 +52,18 @@ class Limits:
     metrics_max_minutes: int
     job_logs_max: int
     job_max_bytes: int
+    durability: Durability
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        """EVENTS_MAX_LEN, METRICS_MAX_MINUTES, JOB_LOGS_MAX and JOB_MAX_BYTES."""
+        """EVENTS_MAX_LEN, METRICS_MAX_MINUTES, JOB_LOGS_MAX, JOB_MAX_BYTES and
+        REDIS_MIN_REPLICAS_ACK (REDIS_REPLICA_ACK_TIMEOUT_MS)."""
         return cls(
             settings.events_max_len,
             settings.metrics_max_minutes,
             settings.job_logs_max,
             settings.job_max_bytes,
+            Durability(settings.redis_min_replicas_ack, settings.redis_replica_ack_timeout_ms),
         )
 
 

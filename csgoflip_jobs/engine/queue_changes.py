@@ -51,7 +51,9 @@ class QueueChanges(QueueReads[C]):
         """Enqueue one job and return its id; an existing ``job_id`` is not added again.
 
         Raises JobOptionsError for bad input, and a BrokerError when Redis cannot be
-        reached in time, refuses the password, or is out of memory.
+        reached in time, refuses the password, or is out of memory. With
+        REDIS_MIN_REPLICAS_ACK >= 1 it returns only once that many replicas hold the
+        job, else raises BrokerNotReplicatedError (add it again with the same job_id).
         """
         options = parse_options(
             delay=delay,
@@ -68,7 +70,9 @@ class QueueChanges(QueueReads[C]):
     def add_bulk(self, jobs: Iterable[Mapping[str, Any]]) -> Steps[list[str]]:
         """Enqueue many jobs in one round trip: ``[{"name", "data", "opts": {...}}, ...]``.
 
-        Every job is validated before any is sent, so bad input enqueues nothing.
+        Every job is validated before any is sent, so bad input enqueues nothing; the
+        errors are :meth:`add`'s (a BrokerError's ``stored_ids`` and ``refused`` say
+        which of the batch Redis holds).
         """
         prepared = [prepare(i, job) for i, job in enumerate(jobs)]
         return (yield from self._add(prepared)) if prepared else []
@@ -77,7 +81,12 @@ class QueueChanges(QueueReads[C]):
         limits = self.limits
         return (
             yield from add_jobs(
-                self.app, self.name, jobs, limits.job_max_bytes, limits.events_max_len
+                self.app,
+                self.name,
+                jobs,
+                limits.job_max_bytes,
+                limits.events_max_len,
+                limits.durability,
             )
         )
 
@@ -246,7 +255,8 @@ class QueueChanges(QueueReads[C]):
         limits = self.limits
         checked = check_jobs(self.app, [(job.name, job.data, options)], limits.job_max_bytes)
         yield from self._remove(job.id)
-        return (yield from send_checked(self.app, self.name, checked, limits.events_max_len))[0]
+        added = send_checked(self.app, self.name, checked, limits.events_max_len, limits.durability)
+        return (yield from added)[0]
 
 
 def drain(

@@ -31,6 +31,12 @@ class BrokerOutOfMemoryError(BrokerError):
     """The queue Redis is at maxmemory (noeviction) and refused to store the job."""
 
 
+class BrokerNotReplicatedError(BrokerError):
+    """The queue Redis holds the job, but fewer replicas than REDIS_MIN_REPLICAS_ACK
+    confirmed it in time: it may or may not survive a failover; adding it again with
+    the same job_id is safe."""
+
+
 class UnsafeBrokerError(CsgoflipJobsError):
     """The broker Redis would evict queued jobs or locks under memory pressure."""
 

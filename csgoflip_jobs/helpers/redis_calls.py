@@ -37,7 +37,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from csgoflip_jobs.helpers.clients import Role, async_clients, sync_clients
-from csgoflip_jobs.helpers.scripts import PipelineCall, known_scripts, queue_script, run_pipeline
+from csgoflip_jobs.helpers.scripts import known_scripts, queue_script
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -65,12 +65,42 @@ class ScriptCall:
 
 @dataclass(frozen=True)
 class Batch:
-    """Calls sent as one pipeline (no transaction); the reply is the list of replies.
-    An error Redis answered for one call is raised, or, with ``raise_errors=False``,
-    left in its place among the replies."""
+    """Calls sent as one pipeline (no transaction) on one connection; the reply is the
+    list of replies. An error Redis answered for one call is raised, or, with
+    ``raise_errors=False``, left in its place among the replies.
+
+    A server that lost its scripts (restarted, or a replica just promoted) answers
+    NOSCRIPT: the scripts are loaded and the refused calls run again (they changed
+    nothing). ``confirm`` calls vouch for the whole batch (a PUBLISH and a WAIT for
+    replicas, which counts its own connection's writes): they go last, and should any
+    call run again, every script call runs again with them on one connection, so what
+    they confirm covers every call (the scripts must be idempotent). Their replies end
+    the list.
+    """
 
     calls: Sequence[Command | ScriptCall]
     raise_errors: bool = True
+    confirm: Sequence[Command] = ()
+
+    @property
+    def sent(self) -> list[Command | ScriptCall]:
+        """Every call, in the order sent."""
+        return [*self.calls, *self.confirm]
+
+    def to_run_again(self, replies: Sequence[Any]) -> list[int]:
+        """Positions to send again after loading the scripts (none: all done)."""
+        refused = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if not refused or not self.confirm:
+            return refused
+        scripts = [i for i, call in enumerate(self.calls) if isinstance(call, ScriptCall)]
+        return [*scripts, *range(len(self.calls), len(self.calls) + len(self.confirm))]
+
+    def result(self, replies: list[Any]) -> list[Any]:
+        """The batch's reply: ``replies``, or the first error when ``raise_errors``."""
+        for reply in replies if self.raise_errors else ():
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
 
 @dataclass(frozen=True)
@@ -211,8 +241,15 @@ def _execute_on(client: redis.Redis, call: Command | ScriptCall | Batch) -> Any:
         return cast(Any, client).execute_command(*call.args)
     if isinstance(call, ScriptCall):
         return _evalsha(cast(Any, client).execute_command, call)
-    calls = [_pipeline_call(c) for c in call.calls]
-    return run_pipeline(client, calls, raise_on_error=call.raise_errors)
+    sent = call.sent
+    replies = _pipeline(client, sent)
+    again = call.to_run_again(replies)
+    if again:
+        for script in known_scripts():
+            client.script_load(script.script)
+        for index, reply in zip(again, _pipeline(client, [sent[i] for i in again]), strict=True):
+            replies[index] = reply
+    return call.result(replies)
 
 
 def _evalsha(execute: Callable[..., Any], call: ScriptCall) -> Any:
@@ -223,14 +260,14 @@ def _evalsha(execute: Callable[..., Any], call: ScriptCall) -> Any:
         return execute("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
 
 
-def _pipeline_call(call: Command | ScriptCall) -> PipelineCall:
-    def add(pipe: redis.client.Pipeline) -> None:
-        if isinstance(call, Command):
-            cast(Any, pipe).execute_command(*call.args)
-        else:
-            queue_script(pipe, call.script, list(call.keys), list(call.args))
-
-    return add
+def _pipeline(client: redis.Redis, calls: Sequence[Command | ScriptCall]) -> list[Any]:
+    with client.pipeline(transaction=False) as pipe:
+        for call in calls:
+            if isinstance(call, Command):
+                cast(Any, pipe).execute_command(*call.args)
+            else:
+                queue_script(pipe, call.script, list(call.keys), list(call.args))
+        return list(pipe.execute(raise_on_error=False))
 
 
 # --- the asyncio API --------------------------------------------------------------------
@@ -290,20 +327,16 @@ async def _aexecute_on(client: aioredis.Redis, call: Command | ScriptCall | Batc
         return await cast(Any, client).execute_command(*call.args)
     if isinstance(call, ScriptCall):
         return await _aevalsha(client, call)
-    replies = await _apipeline(client, call.calls)
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-    if missing:
-        # A server that lost its scripts (a restart): load them all, re-run only the
-        # calls that failed with NOSCRIPT: they changed nothing.
+    sent = call.sent
+    replies = await _apipeline(client, sent)
+    again = call.to_run_again(replies)
+    if again:
         for script in known_scripts():
             await cast(Any, client).execute_command("SCRIPT", "LOAD", script.script)
-        again = await _apipeline(client, [call.calls[i] for i in missing])
-        for index, reply in zip(missing, again, strict=True):
+        rerun = await _apipeline(client, [sent[i] for i in again])
+        for index, reply in zip(again, rerun, strict=True):
             replies[index] = reply
-    for reply in replies if call.raise_errors else ():
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
+    return call.result(replies)
 
 
 async def _aevalsha(client: aioredis.Redis, call: ScriptCall) -> Any:

@@ -10,14 +10,15 @@ are below; the job engine's are in :mod:`csgoflip_jobs.engine.scripts`) and
 remembers it, so a server that lost its script cache (a restart) gets every
 known script back in one go.
 
-Call a script with ``SCRIPT(keys=..., args=..., client=client)``. In pipelines
-use :func:`queue_script` and :func:`run_pipeline`: redis-py's own pipeline
-support for scripts costs an extra SCRIPT EXISTS round trip on every execute.
+Operations send scripts as :class:`~csgoflip_jobs.helpers.redis_calls.ScriptCall` s
+(EVALSHA, loading every known script should the server answer NOSCRIPT); in pipelines
+through :func:`queue_script`: redis-py's own pipeline support for scripts costs an
+extra SCRIPT EXISTS round trip on every execute. The transport's hot path calls
+:func:`run_script` directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import resources
 from typing import Any, cast
 
@@ -66,8 +67,6 @@ LOCK_ACQUIRE = _load("lock_acquire")
 LOCK_RAISE_FENCES = _load("lock_raise_fences")
 LOCK_EXTEND = _load("lock_extend")
 
-PipelineCall = Callable[[redis.client.Pipeline], None]
-
 
 def run_script(client: redis.Redis, script: Script, keys: list[Any], args: list[Any]) -> Any:
     """Run ``script`` in one round trip (loading it first when the server lost it).
@@ -89,38 +88,3 @@ def queue_script(
 ) -> None:
     """Add an EVALSHA of ``script`` to ``pipe`` without redis-py's per-execute check."""
     pipe.evalsha(script.sha, len(keys), *keys, *args)
-
-
-def run_pipeline(
-    client: redis.Redis, calls: list[PipelineCall], raise_on_error: bool = True
-) -> list[Any]:
-    """Run ``calls`` in one round trip. On a server that lost its scripts (a restart),
-    load them and re-run only the calls that failed with NOSCRIPT: they changed nothing.
-    The first error Redis answered is raised, or with ``raise_on_error=False`` left in
-    the replies."""
-    return _finish(client, calls, _execute(client, calls), raise_on_error)
-
-
-def _finish(
-    client: redis.Redis, calls: list[PipelineCall], replies: list[Any], raise_on_error: bool = True
-) -> list[Any]:
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-    if missing:
-        for script in _KNOWN:
-            client.script_load(script.script)
-        for index, reply in zip(
-            missing, _execute(client, [calls[i] for i in missing]), strict=True
-        ):
-            replies[index] = reply
-    if raise_on_error:
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-    return replies
-
-
-def _execute(client: redis.Redis, calls: list[PipelineCall]) -> list[Any]:
-    with client.pipeline(transaction=False) as pipe:
-        for call in calls:
-            call(pipe)
-        return list(pipe.execute(raise_on_error=False))

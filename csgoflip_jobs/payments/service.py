@@ -162,7 +162,14 @@ class PaymentService:
 
     # --- withdrawals -------------------------------------------------------------------
     def request_withdrawal(self, user_id: int, amount_minor: int) -> int:
-        """Reserve the funds, then schedule the payout (5 s delay, priority 1)."""
+        """Reserve the funds, then schedule the payout (5 s delay, priority 1).
+
+        With REDIS_MIN_REPLICAS_ACK set, this returns only once that many replicas hold
+        the payout job, so a failover cannot lose it. Otherwise it raises
+        BrokerNotReplicatedError: the withdrawal is recorded and its funds reserved, and
+        its job is on the master; ``schedule_withdrawal_processing(id)`` adds it again
+        safely (once), and the stuck-withdrawal sweep does should the job be lost.
+        """
         user_id, amount = require_id("user_id", user_id), require_amount(amount_minor)
         with (
             self._redlock.lock(keys.balance_lock(user_id), BALANCE_LOCK_MS) as signal,
