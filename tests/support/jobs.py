@@ -128,3 +128,14 @@ def fail_while_flagged(self: Any, **data: Any) -> str:
     if broker_client().exists(FAIL_FLAG_KEY):
         raise RuntimeError("payout provider said no\n(second line of the reason)")
     return "ok"
+
+
+@app.task(name="test-record-file", bind=True)
+def record_file(self: Any, n: int, log: str) -> int:
+    """Append the run to the file ``log`` (one JSON line: job id, ``n``, time, pid): a
+    record outside Redis, which survives whatever a failover loses."""
+    line = json.dumps({"id": self.request.id, "n": n, "at": time.time(), "pid": os.getpid()})
+    # One write of a short line with O_APPEND: lines of concurrent runs never interleave.
+    with open(log, "a") as out:
+        out.write(line + "\n")
+    return n
