@@ -26,7 +26,8 @@ def test_the_stack_is_valid_and_every_service_is_health_checked(tmp_path: Path) 
     stack = load(COMPOSE_FILE, SECRETS)
     assert schema_errors(stack, tmp_path) is None, schema_errors(stack, tmp_path)
     services = stack["services"]
-    assert set(services) == {
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == {
         "redis-queue",
         "redis-cache",
         "postgres",
@@ -51,6 +52,36 @@ def test_the_stack_is_valid_and_every_service_is_health_checked(tmp_path: Path) 
     # `$$` is Compose's literal `$`: the shell in the container expands it.
     assert "$${QUEUE}" not in str(services["worker-payment"]["healthcheck"]["test"])
     assert "${QUEUE}@$HOSTNAME" in services["worker-payment"]["healthcheck"]["test"][1]
+
+
+def test_the_ha_profile_adds_a_replica_and_three_sentinels_the_platform_can_use() -> None:
+    stack = load(COMPOSE_FILE, {**SECRETS, "REDIS_SENTINELS": "sentinel-1:26379"})
+    services = stack["services"]
+    ha = {name for name, service in services.items() if service.get("profiles") == ["ha"]}
+    assert ha == {"redis-queue-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    for name in ha:
+        assert "healthcheck" in services[name], name
+    replica = services["redis-queue-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1 :][:2] == ["redis-queue", "6379"]
+    # Either node may be promoted, so both authenticate to the other and use one file.
+    for name in ("redis-queue", "redis-queue-replica"):
+        command = services[name]["command"]
+        assert command[command.index("--masterauth") + 1] == "x"
+        assert (
+            "./deploy/redis-queue.conf:/usr/local/etc/redis/redis.conf:ro"
+            in services[name]["volumes"]
+        )
+    sentinel_conf = (ROOT / "deploy" / "sentinel.conf").read_text()
+    env = services["worker-payment"]["environment"]
+    assert f"sentinel monitor {env['REDIS_SENTINEL_MASTER']} redis-queue 6379 2" in sentinel_conf
+    assert env["REDIS_SENTINELS"] == "sentinel-1:26379"
+    assert env["REDIS_PASSWORD"] == "x" and env["REDIS_MIN_REPLICAS_ACK"] == "0"
+    assert "auth-pass csgoflip-queue $REDIS_PASSWORD" in services["sentinel-2"]["command"][2]
+    # Without the profile the app does not wait for sentinels that are not there.
+    assert services["beat"]["depends_on"]["sentinel-1"]["required"] is False
+    # Unset, REDIS_SENTINELS is empty: the platform reads that as no Sentinel.
+    plain = load(COMPOSE_FILE, SECRETS)["services"]["beat"]["environment"]
+    assert plain["REDIS_SENTINELS"] == ""
 
 
 def test_missing_secrets_are_refused() -> None:
