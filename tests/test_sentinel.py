@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import kombu
 import pytest
+import redis
 from celery import Celery
 from websockets.asyncio.client import connect
 
@@ -39,7 +40,7 @@ from tests.support.environment import pointing
 from tests.support.flower_process import running_flower
 from tests.support.gateway_process import start_gateway
 from tests.support.polling import wait_until
-from tests.support.redis_servers import free_port, start_redis
+from tests.support.redis_servers import free_port, make_tls_files, start_redis
 from tests.support.sentinels import MASTER_NAME, SentinelGroup, start_sentinel_group
 from tests.support.workers import WorkerProcess, wait_for_log
 from tests.test_faults_and_security import FAST_FAILING, give_up_bound_s
@@ -226,6 +227,30 @@ def test_every_part_finds_the_master_through_the_sentinels_while_the_first_is_do
     )
     assert counts.returncode == 0, counts.stderr
     assert json.loads(counts.stdout)["notification"]["delayed"] == 1
+
+
+def test_a_tls_only_group_is_used_and_verified_against_the_ca(
+    tmp_path: Path,
+    use_env: Callable[..., Celery],
+    workers: Callable[..., WorkerProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sentinels, master and replica speak TLS only (REDIS_SENTINEL_TLS): the broker,
+    the result backend and the helpers verify them against REDIS_TLS_CA_FILE."""
+    group = start_sentinel_group(tls=make_tls_files(tmp_path))
+    try:
+        app = use_env(group.env)
+        workers(name="tls1", env=group.env)
+        queue = JobQueue("notification", app=app)
+        queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(10)])
+        wait_until(lambda: queue.get_job_counts()["completed"] == 10, 30)
+        assert sorted(job.returnvalue["n"] for job in queue.get_completed()) == list(range(10))
+        monkeypatch.delenv("REDIS_TLS_CA_FILE")
+        without_ca = load_settings()
+        with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
+            make_client(without_ca.broker_url, without_ca).ping()
+    finally:
+        group.stop()
 
 
 def test_check_reports_the_sentinel_group_and_warns_about_redlock_on_its_nodes(

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from tests.support.polling import wait_until
-from tests.support.redis_servers import RedisServer, free_port, start_redis
+from tests.support.redis_servers import RedisServer, TlsFiles, free_port, start_redis
 
 MASTER_NAME = "csgoflip-queue"
 
@@ -37,22 +37,28 @@ class SentinelGroup:
     nodes: dict[int, RedisServer | None]
     sentinel_ports: list[int]
     sentinels: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    tls: TlsFiles | None = None
+    """When set, every node and sentinel speaks TLS only, with these files."""
 
     @property
     def env(self) -> dict[str, str]:
         """The settings pointing the platform at this group."""
-        return {
+        env = {
             "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports),
             "REDIS_SENTINEL_MASTER": MASTER_NAME,
         }
+        if self.tls:
+            env.update(REDIS_SENTINEL_TLS="1", REDIS_TLS_CA_FILE=str(self.tls.ca_cert))
+        return env
 
     def sentinel(self, index: int = 0) -> redis.Redis:
         """A client of one sentinel."""
-        return redis.Redis(port=self.sentinel_ports[index], socket_timeout=2, decode_responses=True)
+        port = self.sentinel_ports[index]
+        return redis.Redis(port=port, socket_timeout=2, decode_responses=True, **_ssl(self.tls))
 
     def node(self, port: int) -> redis.Redis:
         """A client of one data node (the test's own, outside the platform)."""
-        return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1)
+        return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1, **_ssl(self.tls))
 
     def master_port(self) -> int:
         """The port of the master as the first answering sentinel sees it."""
@@ -98,7 +104,9 @@ class SentinelGroup:
     def restart(self, port: int) -> RedisServer:
         """Start a killed node again on its port, with its original arguments (no
         ``replicaof``): the sentinels are to turn it into a replica."""
-        server = start_redis(*self._node_args(port), port=port, directory=self._node_dir(port))
+        server = start_redis(
+            *self._node_args(port), port=port, directory=self._node_dir(port), tls=self.tls
+        )
         self.nodes[port] = server
         return server
 
@@ -149,7 +157,8 @@ class SentinelGroup:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def _node_args(self, port: int) -> list[str]:
-        return [*NODE_ARGS, "--logfile", str(self.directory / f"redis-{port}.log")]
+        tls = ["--tls-replication", "yes"] if self.tls else []
+        return [*NODE_ARGS, *tls, "--logfile", str(self.directory / f"redis-{port}.log")]
 
     def _node_dir(self, port: int) -> Path:
         # One per node: a replica's sync writes dump.rdb there, which a node sharing the
@@ -170,27 +179,30 @@ def start_sentinel_group(
     sentinels: int = 3,
     down_after_ms: int = 1000,
     failover_timeout_ms: int = 2000,
+    tls: TlsFiles | None = None,
 ) -> SentinelGroup:
     """Start a master, ``replicas`` replicas of it and ``sentinels`` sentinels (quorum:
-    a majority), and wait until the sentinels know each other and the replicas."""
+    a majority), and wait until the sentinels know each other and the replicas. With
+    ``tls`` all of them speak TLS only, replication and the sentinels' links included."""
     directory = Path(tempfile.mkdtemp(prefix="csgoflip-sentinel-"))
-    group = SentinelGroup(directory, {}, [free_port() for _ in range(sentinels)])
+    group = SentinelGroup(directory, {}, [free_port() for _ in range(sentinels)], tls=tls)
     try:
         master_port = free_port()
         group.nodes[master_port] = start_redis(
-            *group._node_args(master_port), port=master_port, directory=group._node_dir(master_port)
+            *group._node_args(master_port),
+            port=master_port,
+            directory=group._node_dir(master_port),
+            tls=tls,
         )
         for _ in range(replicas):
             port = free_port()
             args = [*group._node_args(port), "--replicaof", "127.0.0.1", str(master_port)]
-            group.nodes[port] = start_redis(*args, port=port, directory=group._node_dir(port))
-        quorum = sentinels // 2 + 1
-        for port in group.sentinel_ports:
-            group.sentinels.append(
-                _start_sentinel(
-                    directory, port, master_port, quorum, down_after_ms, failover_timeout_ms
-                )
+            group.nodes[port] = start_redis(
+                *args, port=port, directory=group._node_dir(port), tls=tls
             )
+        monitor = (master_port, sentinels // 2 + 1, down_after_ms, failover_timeout_ms)
+        for port in group.sentinel_ports:
+            group.sentinels.append(_start_sentinel(directory, port, monitor, tls))
         group.wait_ready(replicas)
     except BaseException:
         group.stop()
@@ -198,17 +210,34 @@ def start_sentinel_group(
     return group
 
 
+def _ssl(tls: TlsFiles | None) -> dict[str, Any]:
+    return {"ssl": True, "ssl_ca_certs": str(tls.ca_cert)} if tls else {}
+
+
+def _listen(port: int, tls: TlsFiles | None) -> list[str]:
+    if tls is None:
+        return [f"port {port}"]
+    return [
+        *("port 0", f"tls-port {port}", "tls-auth-clients no", "tls-replication yes"),
+        f"tls-cert-file {tls.server_cert}",
+        f"tls-key-file {tls.server_key}",
+        f"tls-ca-cert-file {tls.ca_cert}",
+    ]
+
+
 def _start_sentinel(
-    directory: Path, port: int, master_port: int, quorum: int, down_after_ms: int, failover_ms: int
+    directory: Path, port: int, monitor: tuple[int, int, int, int], tls: TlsFiles | None
 ) -> subprocess.Popen[bytes]:
+    """A sentinel on ``port`` watching (master port, quorum, down-after ms, failover ms)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    master_port, quorum, down_after_ms, failover_ms = monitor
     config = directory / f"sentinel-{port}.conf"
     config.write_text(
         "\n".join(
             [
-                f"port {port}",
+                *_listen(port, tls),
                 "bind 127.0.0.1",
                 f"dir {directory}",
                 f"logfile {directory / f'sentinel-{port}.log'}",
@@ -223,7 +252,7 @@ def _start_sentinel(
     process = subprocess.Popen(
         [binary, str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    client = redis.Redis(port=port, socket_connect_timeout=0.2, **_ssl(tls))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
