@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -20,6 +21,9 @@ import redis
 from tests.support.redis_servers import RedisServer, answers, start_redis
 from tests.support.round_trips import round_trips  # noqa: F401 - a fixture for every test module
 from tests.support.workers import WorkerProcess, start_worker
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 _private_server: RedisServer | None = None
 
@@ -93,3 +97,48 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url()
     migrate(url)
     return url
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[..., RedisServer]]:
+    """Start private redis-servers (arguments as for ``start_redis``); all stop at the end."""
+    started: list[RedisServer] = []
+
+    def start(*args: str, **kwargs: Any) -> RedisServer:
+        server = start_redis(*args, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            os.kill(server.process.pid, signal.SIGCONT)  # in case a test paused it
+        server.stop()
+
+
+@pytest.fixture
+def use_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Celery]]:
+    """Point this process at a Redis: ``use_redis(url, **env)`` sets REDIS_URL and the
+    other variables, re-reads the settings and returns a Celery app for ``JobQueue``."""
+    from tests.support.environment import pointing  # imports csgoflip_jobs: not before
+
+    points = pointing(monkeypatch)
+    point = next(points)
+    yield lambda url, **env: point({"REDIS_URL": url, **env})
+    next(points, None)  # its clean-up
+
+
+@pytest.fixture
+def start_workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start real ``celery worker`` processes with extra environment; killed at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], **kwargs: Any) -> WorkerProcess:
+        name = kwargs.pop("name", f"fault{len(started) + 1}")
+        worker = start_worker(tmp_path / f"{name}.log", env=env, name=name, **kwargs)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()

@@ -36,15 +36,13 @@ from csgoflip_jobs.keys import STATS_SNAPSHOTS_KEY
 from csgoflip_jobs.ops.readiness import run_checks
 from csgoflip_jobs.settings import load_settings
 from tests.support.child_processes import ROOT, spawn_logged
-from tests.support.environment import pointing
+from tests.support.environment import FAST_FAILING, give_up_bound_s, pointing, settings_from
 from tests.support.flower_process import running_flower
 from tests.support.gateway_process import start_gateway
 from tests.support.polling import wait_until
 from tests.support.redis_servers import free_port, make_tls_files, start_redis
 from tests.support.sentinels import MASTER_NAME, SentinelGroup, start_sentinel_group
 from tests.support.workers import WorkerProcess, wait_for_log
-from tests.test_faults_and_security import FAST_FAILING, give_up_bound_s
-from tests.test_settings import settings_from
 
 pytestmark = pytest.mark.fault
 

@@ -37,10 +37,10 @@ from csgoflip_jobs.helpers.rate_limit import RateLimitService
 from csgoflip_jobs.helpers.sessions import SessionService
 from csgoflip_jobs.settings import Settings, get_settings
 from tests.support.child_processes import spawn_logged
+from tests.support.environment import forget_settings
 from tests.support.polling import wait_until
 from tests.support.sentinels import SentinelGroup, start_sentinel_group
 from tests.support.workers import WorkerProcess
-from tests.test_faults_and_security import forget_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 

@@ -11,16 +11,7 @@ import pytest
 
 from csgoflip_jobs.errors import ConfigError
 from csgoflip_jobs.helpers.connection import LinearCappedBackoff, connection_kwargs
-from csgoflip_jobs.settings import Settings, load_settings
-
-
-def settings_from(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
-    for name in list(os.environ):
-        if name.startswith(("REDIS_", "APP_ENV")):
-            monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
+from tests.support.environment import settings_from
 
 
 @pytest.mark.parametrize(
