@@ -20,7 +20,7 @@ from tests.support.redis_servers import free_port, start_redis
 
 pytestmark = pytest.mark.slow
 
-Launch = Callable[..., tuple[subprocess.Popen[bytes], int, int]]
+Launch = Callable[..., tuple[subprocess.Popen[bytes], int, int, int]]
 
 
 def state_and_parent(pid: int) -> tuple[str, int] | None:
@@ -68,8 +68,8 @@ def launch(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Launch]:
 
     def start(
         *args: str, ignore: tuple[signal.Signals, ...] = ()
-    ) -> tuple[subprocess.Popen[bytes], int, int]:
-        flower_port, gateway_port = free_port(), free_port()
+    ) -> tuple[subprocess.Popen[bytes], int, int, int]:
+        flower_port, gateway_port, webapp_port = free_port(), free_port(), free_port()
         env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'local.sqlite3'}"}
         process = subprocess.Popen(
             [
@@ -81,6 +81,8 @@ def launch(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Launch]:
                 str(flower_port),
                 "--gateway-port",
                 str(gateway_port),
+                "--webapp-port",
+                str(webapp_port),
                 *args,
             ],
             stdout=(tmp_path / "run-local.out").open("w+b"),
@@ -90,7 +92,7 @@ def launch(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Launch]:
             preexec_fn=partial(ignore_signals, ignore),
         )
         started.append(process)
-        return process, flower_port, gateway_port
+        return process, flower_port, gateway_port, webapp_port
 
     yield start
     for process in started:
@@ -133,7 +135,7 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path, launch: Launch
 ) -> None:
     # Started with SIGINT ignored (a background job of a script): Ctrl-C must still work.
-    process, flower_port, gateway_port = launch(ignore=(signal.SIGINT,))
+    process, flower_port, gateway_port, webapp_port = launch(ignore=(signal.SIGINT,))
     deadline = time.monotonic() + 120
     while "; balance " not in output(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -145,7 +147,11 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
     assert httpx.get(f"http://127.0.0.1:{gateway_port}/healthz", timeout=5).is_success
     assert (tmp_path / "var" / "logs" / "worker-payment.log").exists()
     children = children_of(process.pid)
-    assert len(children) == 6  # three workers, beat, Flower, the gateway
+    assert len(children) == 7  # three workers, beat, Flower, the gateway, the web app
+    assert f"Web app:  http://127.0.0.1:{webapp_port}/" in text
+    webapp = f"http://127.0.0.1:{webapp_port}"
+    wait_until(lambda: answers(f"{webapp}/api/cases"), 30, interval=0.2)
+    assert "Chroma Case" in httpx.get(f"{webapp}/api/cases", timeout=5).text
 
     # Ctrl-C and, right behind it, a SIGTERM: the second must not break off the stop.
     process.send_signal(signal.SIGINT)
@@ -154,7 +160,7 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
     assert "csgoflip-jobs: stopped" in output(tmp_path)
     assert not any(alive(pid) for pid in children)
     assert "Warm shutdown" in (tmp_path / "var" / "logs" / "worker-payment.log").read_text()
-    for port in (flower_port, gateway_port):
+    for port in (flower_port, gateway_port, webapp_port):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
 
@@ -162,10 +168,10 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
 def test_run_local_under_nohup_outlives_sighup_and_its_children_die_with_it(
     tmp_path: Path, launch: Launch
 ) -> None:
-    process, flower_port, gateway_port = launch("--no-demo", ignore=(signal.SIGHUP,))
+    process, flower_port, gateway_port, _ = launch("--no-demo", ignore=(signal.SIGHUP,))
     wait_until(lambda: "Ctrl-C stops everything" in output(tmp_path), 60, interval=0.2)
     children = children_of(process.pid)
-    assert len(children) == 6
+    assert len(children) == 7
     email_log = tmp_path / "var" / "logs" / "worker-email.log"
     wait_until(lambda: "ready." in email_log.read_text(errors="replace"), 60, interval=0.2)
     wait_until(lambda: answers(f"http://127.0.0.1:{gateway_port}/healthz"), 30, interval=0.2)
@@ -191,7 +197,7 @@ def test_run_local_on_a_chosen_redis_names_it_and_warns_that_it_keeps_nothing(
     password = "s3cret-run-local"
     chosen = start_redis("--requirepass", password)  # keeps nothing, as test.sh's Redis
     try:
-        process, _, _ = launch("--no-demo", "--redis-url", chosen.url_with_password(password))
+        process, _, _, _ = launch("--no-demo", "--redis-url", chosen.url_with_password(password))
         wait_until(lambda: "Ctrl-C stops everything" in output(tmp_path), 60, interval=0.2)
         text = output(tmp_path)
         assert f"csgoflip-jobs: Redis redis://:**@127.0.0.1:{chosen.port}/0 (already running)" in (

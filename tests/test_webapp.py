@@ -13,7 +13,9 @@ import httpx
 import pytest
 import redis
 
+from csgoflip_jobs import RateLimitService
 from csgoflip_jobs.payments.database import migrate
+from examples.webapp.app import API_LIMIT, API_WINDOW_S
 from tests.support.browser import chromium, screenshot_path
 from tests.support.child_processes import spawn_logged
 from tests.support.databases import sqlite_url
@@ -92,6 +94,23 @@ def test_sign_in_is_rate_limited_per_ip(webapp: str) -> None:
     assert codes[:5] == [200] * 5 and codes[5] == 429
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
     assert "too many sign-in attempts" in limited.json()["error"]
+
+
+def test_signed_in_calls_are_rate_limited_per_user(webapp: str) -> None:
+    with (
+        httpx.Client(base_url=webapp, timeout=10) as dave,
+        httpx.Client(base_url=webapp, timeout=10) as erin,
+    ):
+        user_id = dave.post("/api/sign-in", json={"name": "dave"}).json()["user_id"]
+        erin.post("/api/sign-in", json={"name": "erin"})
+        assert dave.get("/api/session").json() == {"user_id": user_id, "name": "dave"}
+        limiter = RateLimitService()
+        for _ in range(API_LIMIT - 1):  # the rest of dave's minute, spent here
+            limiter.check(f"api:{user_id}", API_LIMIT, API_WINDOW_S)
+        limited = dave.get("/api/session")
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        assert "too many requests" in limited.json()["error"]
+        assert erin.get("/api/session").status_code == 200  # another user's own limit
 
 
 def test_the_page_signs_in_deposits_and_sees_withdrawals_move_live(webapp: str) -> None:

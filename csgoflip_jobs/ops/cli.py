@@ -197,13 +197,25 @@ def check() -> None:
 @click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 @click.option("--gateway-port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 @click.option(
+    "--webapp-port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="port of the example web app (examples/webapp)",
+)
+@click.option(
     "--redis-url",
     envvar="REDIS_URL",
     help="the Redis to use, which must answer [default: REDIS_URL; else 127.0.0.1:6379, "
     "started with its data in var/redis when nothing answers there]",
 )
 def run_local(
-    concurrency: int, demo: bool, flower_port: int, gateway_port: int, redis_url: str | None
+    concurrency: int,
+    demo: bool,
+    flower_port: int,
+    gateway_port: int,
+    webapp_port: int,
+    redis_url: str | None,
 ) -> None:
     """Run the whole platform on this machine (Redis started if needed); Ctrl-C stops it.
 
@@ -218,6 +230,7 @@ def run_local(
         flower_port=flower_port,
         gateway_port=gateway_port,
         redis_url=redis_url,
+        webapp_port=webapp_port,
     )
     install_stop_signals()
     try:

@@ -6,8 +6,9 @@ started on 127.0.0.1 with its data under ``var/redis`` (append-only, noeviction)
 Which one it is, whether it persists and its maxmemory-policy are printed, with a
 warning when it is not append-only and noeviction (e.g. a test Redis that keeps
 nothing). The payments database (DATABASE_URL, a SQLite file by default) is
-migrated; then a worker per queue, beat, Flower and the WebSocket gateway start,
-each logging to ``var/logs/<name>.log``. A short demo workload shows progress.
+migrated; then a worker per queue, beat, Flower, the WebSocket gateway and (from a
+checkout) the example web app start, each logging to ``var/logs/<name>.log``. A
+short demo workload shows progress.
 Ctrl-C (or SIGTERM, SIGHUP) stops everything: workers finish their running jobs
 first. The children also get SIGTERM should run-local itself be killed (Linux);
 a redis-server it started keeps running then, and the next run uses it.
@@ -43,6 +44,7 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 FLOWER_PORT = 5555
 GATEWAY_PORT = 8765
+WEBAPP_PORT = 8000
 DEMO_NOTIFICATIONS = 20
 PROMISED_POLICY = "noeviction"
 """The maxmemory-policy of a queue Redis: a full Redis refuses jobs rather than dropping them."""
@@ -58,8 +60,10 @@ class LocalStack:
         flower_port: int = FLOWER_PORT,
         gateway_port: int = GATEWAY_PORT,
         redis_url: str | None = None,
+        webapp_port: int = WEBAPP_PORT,
     ) -> None:
         self._concurrency = concurrency
+        self._webapp_port = webapp_port
         self._redis_url = redis_url
         self._demo = demo
         self._flower_port = flower_port
@@ -68,7 +72,8 @@ class LocalStack:
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
-        """Start Redis if needed, migrate, then workers, beat, Flower and the gateway."""
+        """Start Redis if needed, migrate, then workers, beat, Flower, the gateway and
+        the example web app."""
         url = self._ensure_redis()
         report_redis(url, started_here=self._redis is not None)
         from csgoflip_jobs.celery_app import app
@@ -97,11 +102,13 @@ class LocalStack:
         cli = [sys.executable, "-m", "csgoflip_jobs.ops.cli"]
         self._spawn("flower", [*cli, "flower", "--port", str(self._flower_port)])
         self._spawn("gateway", [*cli, "gateway", "--port", str(self._gateway_port)])
+        webapp = self._start_webapp()
         click.echo(
             f"csgoflip-jobs: Redis {redacted_url(url)}; workers for {', '.join(queues)}, "
-            "beat, Flower and the gateway started (logs in var/logs/)."
+            "beat, Flower, the gateway and the web app started (logs in var/logs/)."
         )
         click.echo(f"  Flower:   http://127.0.0.1:{self._flower_port}/")
+        click.echo(f"  Web app:  {webapp}")
         click.echo(
             f"  Gateway:  ws://127.0.0.1:{self._gateway_port}/ws   (Ctrl-C stops everything)"
         )
@@ -139,7 +146,17 @@ class LocalStack:
             _wait_or_kill(self._redis, time.monotonic() + STOP_TIMEOUT_S)
         click.echo("csgoflip-jobs: stopped")
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def _start_webapp(self) -> str:
+        """Start the example web app when this is a checkout; what to print of it."""
+        root = Path(__file__).resolve().parents[2]  # the checkout, with examples/
+        if not (root / "examples" / "webapp" / "app.py").is_file():
+            return "not started (examples/webapp comes with a checkout of the project)"
+        path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "examples.webapp", "--port", str(self._webapp_port)]
+        self._spawn("webapp", command, env={**os.environ, "PYTHONPATH": path})
+        return f"http://127.0.0.1:{self._webapp_port}/   (examples/webapp)"
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         logs = STATE_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as log:
@@ -148,6 +165,7 @@ class LocalStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
                 preexec_fn=partial(_die_with_parent, os.getpid()),
             )
 

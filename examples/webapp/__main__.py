@@ -1,4 +1,5 @@
-"""``python -m examples.webapp [--host 127.0.0.1] [--port 8000]``: serve the example app."""
+"""``python -m examples.webapp [--host 127.0.0.1] [--port 8000] [--log-level info]``: serve
+the example app."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="info")
     options = parser.parse_args()
     uvicorn.run(
         "examples.webapp.app:create_app",
         factory=True,
         host=options.host,
         port=options.port,
-        log_level="info",
+        log_level=options.log_level,
     )
 
 

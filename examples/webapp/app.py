@@ -2,11 +2,12 @@
 
 * ``POST /api/sign-in`` creates a session (an HttpOnly cookie); sign-in attempts are
   rate limited per IP address (429 with Retry-After).
-* ``GET /api/me``: the user and their balance; ``POST /api/deposits`` credits money
-  through the ``process-deposit`` job; ``POST /api/withdrawals`` reserves it and
-  enqueues ``process-withdrawal`` (5 s delay, priority 1); ``POST
-  /api/withdrawals/<id>/cancel`` cancels one during its delay; ``GET
-  /api/withdrawals`` lists the user's.
+* Every signed-in call is rate limited per user (429 with Retry-After).
+  ``GET /api/session``: who is signed in; ``GET /api/me``: the user and their
+  balance; ``POST /api/deposits`` credits money through the ``process-deposit``
+  job; ``POST /api/withdrawals`` reserves it and enqueues ``process-withdrawal``
+  (5 s delay, priority 1); ``POST /api/withdrawals/<id>/cancel`` cancels one
+  during its delay; ``GET /api/withdrawals`` lists the user's.
 * ``WS /ws`` pushes each of the user's withdrawals as its job moves (completed,
   failed, cancelled), read from the payment queue's event stream.
 * ``GET /api/cases``: the "active cases" list, cached and stampede-proof.
@@ -42,6 +43,8 @@ PAGE = Path(__file__).resolve().parent / "static" / "index.html"
 SESSION_COOKIE = "session"
 SIGN_IN_LIMIT, SIGN_IN_WINDOW_S = 5, 60
 """Sign-in attempts allowed per IP address and window."""
+API_LIMIT, API_WINDOW_S = 1200, 60
+"""API requests allowed per signed-in user and window."""
 USERS_KEY = "examples:webapp:users"
 """Hash of user names to payment user ids (the example's own accounts)."""
 CASES = ["Chroma Case", "Prisma 2 Case", "Dreams & Nightmares Case", "Revolution Case"]
@@ -89,6 +92,9 @@ class WebApp:
         user_id = await run_in_threadpool(self.payments.create_user)
         await self.redis.hset(USERS_KEY, name, str(user_id))
         return user_id
+
+    async def session(self, request: Request, session: Session) -> Response:
+        return JSONResponse({"user_id": session.user_id, "name": session.metadata.get("name")})
 
     async def me(self, request: Request, session: Session) -> Response:
         balance = await run_in_threadpool(self.payments.get_balance, int(session.user_id))
@@ -184,12 +190,17 @@ demo's simplification: every payment job's event re-reads the user's rows)."""
 def signed_in(
     handler: Callable[[WebApp, Request, Session], Awaitable[Response]], app: WebApp
 ) -> Handler:
-    """A handler that needs a session (401 without), with payment errors as 400s."""
+    """A handler that needs a session (401 without) within the user's API limit (429
+    beyond), with payment errors as 400s."""
 
     async def endpoint(request: Request) -> Response:
         session = await app.user_of(request)
         if session is None:
             return _error("sign in first", 401)
+        check = await app.limits.check(f"api:{session.user_id}", API_LIMIT, API_WINDOW_S)
+        if check.limited:
+            headers = {"Retry-After": str(check.reset_after_s)}
+            return _error("too many requests; try again later", 429, headers)
         try:
             return await handler(app, request, session)
         except PaymentError as exc:
@@ -222,6 +233,7 @@ def create_app(payments: PaymentService | None = None) -> Starlette:
     routes = [
         Route("/", web.page),
         Route("/api/sign-in", web.sign_in, methods=["POST"]),
+        Route("/api/session", signed_in(WebApp.session, web)),
         Route("/api/me", signed_in(WebApp.me, web)),
         Route("/api/deposits", signed_in(WebApp.deposit, web), methods=["POST"]),
         Route("/api/withdrawals", signed_in(WebApp.withdrawals, web)),
