@@ -173,6 +173,14 @@ USES: tuple[PrivateUse, ...] = (
     ),
     PrivateUse(
         _QOS,
+        "reject",
+        "override",
+        "qos",
+        "a requeue after the channel closed is left to the visibility sweep",
+        ("delivery_tag", "requeue"),
+    ),
+    PrivateUse(
+        _QOS,
         "pipe_or_acquire",
         "override",
         "qos",

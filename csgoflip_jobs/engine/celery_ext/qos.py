@@ -4,7 +4,8 @@ kombu records each delivered message in its ``unacked`` hash and, when a channel
 closes, puts every message it held back on its queue. A job still running then
 (Celery keeps running it when the broker connection drops) would be run a second
 time by another worker; here its message stays unacked and heart-beaten instead,
-and its ack lands on a fresh connection when it finishes.
+and its ack lands on a fresh connection when it finishes (a requeue, the visibility
+sweep makes).
 """
 
 from __future__ import annotations
@@ -59,6 +60,22 @@ class QoS(kombu_redis.QoS):  # type: ignore[misc]
             return
         with super().pipe_or_acquire(pipe, client) as acquired:
             yield acquired
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        """kombu's reject, except a requeue once the channel has closed under the job
+        (a task that raised ``Reject(requeue=True)`` as the broker connection dropped):
+        putting the message back needs the channel's routing tables, gone with it, and
+        trying would stop the worker. Its entry stays unacked, no longer heart-beaten,
+        and the visibility sweep puts it back on its queue: late, never lost."""
+        if requeue and self.channel.connection is None:
+            log.warning(
+                "message %s: its channel closed before the requeue; the visibility sweep"
+                " puts it back",
+                delivery_tag,
+            )
+            kombu_virtual.QoS.ack(self, delivery_tag)  # forget it here, Redis keeps it
+            return
+        super().reject(delivery_tag, requeue=requeue)
 
     def restore_unacked(self, client: Any = None) -> Any:
         """Put the messages this channel holds back on their queues (kombu does this
