@@ -42,16 +42,21 @@ ACK_TIMEOUT_MS = 300
 
 @pytest.fixture
 def pair() -> Iterator[tuple[RedisServer, RedisServer]]:
-    """A master and a replica in sync with it."""
+    """A master and a replica in sync with it: a write is acknowledged by the replica.
+    (After the initial sync the master streams nothing until the replica's first
+    REPLCONF ACK, up to a second after the link is up.)"""
     master = start_redis()
     replica = start_redis("--replicaof", "127.0.0.1", str(master.port))
+    client = redis.Redis(port=master.port)
+
+    def acknowledged() -> bool:
+        probe = client.pipeline(transaction=False)  # the WAIT is for this connection's write
+        probe.publish("sync-probe", "")
+        probe.execute_command("WAIT", 1, 100)
+        return bool(probe.execute()[-1] == 1)
+
     try:
-        wait_until(
-            lambda: (
-                redis.Redis(port=replica.port).info("replication")["master_link_status"] == "up"
-            ),
-            20,
-        )
+        wait_until(acknowledged, 20)
         yield master, replica
     finally:
         os.kill(replica.process.pid, signal.SIGCONT)

@@ -106,6 +106,9 @@ def start_redis(
             "",
             "--appendonly",
             "no",
+            # A replica syncs at once (Redis waits 5 s by default to batch replicas).
+            "--repl-diskless-sync-delay",
+            "0",
             "--dir",
             str(directory),
             *extra_args,

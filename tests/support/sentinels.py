@@ -24,9 +24,17 @@ from tests.support.redis_servers import RedisServer, TlsFiles, free_port, start_
 
 MASTER_NAME = "csgoflip-queue"
 
-NODE_ARGS = ("--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1")
-"""Replicas sync at once (Redis waits 5 s by default to batch them), and notice a lost
-master within a second."""
+DOWN_AFTER_MS = 1500
+"""Sentinel's down-after-milliseconds here. Not 1000: a sentinel pings every second, and
+right after a failover it counts the new master's silence from the moment it switched
+to it, so at 1000 ms the first reply can come too late: the new master is seen down
+("+sdown" about 1 s after "+switch-master"), a second failover promotes the old master
+just restarted without its data, and the new master resyncs from it, wiping every job
+(seen in about 1 run in 3 of the failover tests on a 2-core machine)."""
+
+NODE_ARGS = ("--repl-ping-replica-period", "1")
+"""Replicas notice a lost master within a second (and, as every server start_redis
+starts, sync at once)."""
 
 
 @dataclass
@@ -140,7 +148,23 @@ class SentinelGroup:
                 and not info.get("master_sync_in_progress")
             )
 
-        wait_until(in_sync, timeout, interval=0.2)
+        try:
+            wait_until(in_sync, timeout, interval=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {self.diagnosis(port)}") from None
+
+    def diagnosis(self, port: int) -> str:
+        """The node's replication state and the last lines of every log of the group,
+        for a failure message: what the sentinels did, or did not do."""
+        try:
+            state: Any = self.node(port).info("replication")
+        except redis.RedisError as exc:
+            state = repr(exc)
+        tails = []
+        for log in sorted(self.directory.glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-15:]
+            tails.append(f"--- {log.name}\n" + "\n".join(lines))
+        return f"node {port}: {state}\n" + "\n".join(tails)
 
     def stop(self) -> None:
         """Stop every sentinel and node, and remove the directory."""
@@ -177,7 +201,7 @@ def master_addr(sentinel: redis.Redis) -> tuple[str, int]:
 def start_sentinel_group(
     replicas: int = 1,
     sentinels: int = 3,
-    down_after_ms: int = 1000,
+    down_after_ms: int = DOWN_AFTER_MS,
     failover_timeout_ms: int = 2000,
     tls: TlsFiles | None = None,
 ) -> SentinelGroup:
