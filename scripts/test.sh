@@ -10,4 +10,7 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff format --check .
 .venv/bin/mypy csgoflip_jobs workers celeryconfig.py beat_schedule.py tests benchmarks examples
 .venv/bin/lint-imports --no-cache | tail -n 3
-REQUIRE_POSTGRES=1 exec .venv/bin/python -m pytest "$@"
+# Two test processes side by side (pytest-xdist; each file in one of them, each with
+# a Redis and a PostgreSQL database of its own: tests/conftest.py). TEST_PROCESSES=0
+# runs everything in this process.
+REQUIRE_POSTGRES=1 exec .venv/bin/python -m pytest -n "${TEST_PROCESSES:-2}" --dist loadfile "$@"

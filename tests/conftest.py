@@ -4,6 +4,12 @@ Redis: REDIS_URL when set; else database 9 of localhost:6379 when it answers;
 else a private ``redis-server`` on a free port. The URL is put into the
 environment before csgoflip_jobs is imported, so the package and every worker
 the tests start use it.
+
+Run side by side (pytest-xdist, ``-n 2``: scripts/test.sh), the first test process
+takes that Redis (REDIS_URL, or database 9 of localhost) and every other one a
+private ``redis-server`` of its own (a database of the same server would not do:
+pub/sub channels are server-wide, and a test listening to a user's events would hear
+another's), and each its own PostgreSQL database (POSTGRES_TEST_DATABASE).
 """
 
 from __future__ import annotations
@@ -30,9 +36,15 @@ _private_server: RedisServer | None = None
 
 def pytest_configure(config: pytest.Config) -> None:
     global _private_server
+    if getattr(config.option, "numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # the controller of side-by-side processes: it runs no test
+    side_by_side = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    if side_by_side != "gw0":
+        os.environ["POSTGRES_TEST_DATABASE"] = f"csgoflip_test_{side_by_side}"
+        os.environ.pop("REDIS_URL", None)  # the first process's, given or found
     if not os.environ.get("REDIS_URL"):
         local = "redis://127.0.0.1:6379/9"
-        if answers(local):
+        if side_by_side == "gw0" and answers(local):
             os.environ["REDIS_URL"] = local
         else:
             _private_server = start_redis()
