@@ -16,7 +16,7 @@ from csgoflip_jobs.settings import get_settings
 
 EMAIL_RATE_MARGIN_MS = 50
 """Added to the email window, so the send after a full window lands past it at the server
-even when one SMTP conversation took longer than another."""
+even when one message's transfer took longer than another's."""
 
 
 @cache
@@ -26,14 +26,23 @@ def _email_service() -> EmailService:
 
 @app.task(name="send-email", bind=True)
 def send_email(self: Any, to: str, template: str, context: dict[str, Any] | None = None) -> str:
-    """Send ``template`` rendered with ``context`` to ``to``; returns the Message-ID."""
+    """Send ``template`` rendered with ``context`` to ``to``; returns the Message-ID.
+
+    The rate-limit slot is taken once the SMTP session is ready, right before the
+    message goes: taken before rendering and connecting, a send whose start was slow
+    (a cold process, a slow greeting) reached the server late, next to the sends of
+    the following window. Over the limit, the connection closes unused and the job is
+    put back."""
     limit, window_ms = get_settings().email_rate
-    wait_ms = RateLimitService().take_slot(
-        keys.EMAIL_RATE_KEY, limit, window_ms + EMAIL_RATE_MARGIN_MS
-    )
-    if wait_ms:
-        self.defer(wait_ms)
+
+    def take_slot() -> None:
+        wait_ms = RateLimitService().take_slot(
+            keys.EMAIL_RATE_KEY, limit, window_ms + EMAIL_RATE_MARGIN_MS
+        )
+        if wait_ms:
+            self.defer(wait_ms)
+
     try:
-        return _email_service().send(to, template, context or {})
+        return _email_service().send(to, template, context or {}, when_ready=take_slot)
     except PermanentEmailError as exc:
         raise UnrecoverableError(str(exc)) from exc

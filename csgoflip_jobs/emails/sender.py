@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -57,11 +58,20 @@ class EmailService:
         message.add_alternative(html, subtype="html")
         return message
 
-    def send(self, to: str, template: str, context: dict[str, Any]) -> str:
-        """Render and send; returns the Message-ID."""
+    def send(
+        self,
+        to: str,
+        template: str,
+        context: dict[str, Any],
+        when_ready: Callable[[], None] | None = None,
+    ) -> str:
+        """Render and send; returns the Message-ID. ``when_ready`` runs once the SMTP
+        session is set up, right before the message is handed over, and may raise to
+        send nothing: a rate limit taken there spaces the messages as the server sees
+        them, whatever rendering and the connection's set-up took."""
         message = self.render(to, template, context)
         try:
-            self._deliver(message)
+            self._deliver(message, when_ready)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _text in exc.recipients.values()]
             _raise_for(min(codes), f"recipient refused: {exc.recipients}")
@@ -71,15 +81,18 @@ class EmailService:
             raise TransientEmailError(f"SMTP connection failed: {exc}") from exc
         return str(message["Message-ID"])
 
-    def _deliver(self, message: EmailMessage) -> None:
+    def _deliver(self, message: EmailMessage, when_ready: Callable[[], None] | None) -> None:
         settings = self._settings
         with smtplib.SMTP(
             settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s
         ) as smtp:
+            smtp.ehlo_or_helo_if_needed()
             if settings.smtp_starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
+            if when_ready is not None:
+                when_ready()
             smtp.send_message(message)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -22,11 +23,22 @@ class Received:
 
 @dataclass
 class ScriptedHandler:
-    """Accepts mail, or answers DATA with the next scripted reply (e.g. '451 ...')."""
+    """Accepts mail, or answers DATA with the next scripted reply (e.g. '451 ...');
+    answers each connection's EHLO after the next of ``ehlo_delays_s`` (a slow
+    server, or a slow network, at the start of one conversation)."""
 
     replies: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
+    ehlo_delays_s: list[float] = field(default_factory=list)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        if self.ehlo_delays_s:
+            await asyncio.sleep(self.ehlo_delays_s.pop(0))
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.attempts += 1

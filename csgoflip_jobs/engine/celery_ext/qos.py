@@ -4,8 +4,8 @@ kombu records each delivered message in its ``unacked`` hash and, when a channel
 closes, puts every message it held back on its queue. A job still running then
 (Celery keeps running it when the broker connection drops) would be run a second
 time by another worker; here its message stays unacked and heart-beaten instead,
-and its ack lands on a fresh connection when it finishes (a requeue, the visibility
-sweep makes).
+and its ack lands on a fresh connection when it finishes; a requeue asked for then is
+left to the visibility sweep.
 """
 
 from __future__ import annotations
