@@ -35,6 +35,7 @@ import redis
 import redis.asyncio as aioredis
 
 from benchmarks import helpers_bench
+from benchmarks.helpers_bench import BASELINE
 
 ROOT = Path(__file__).resolve().parent.parent
 N = int(os.environ.get("N", "3000"))
@@ -133,16 +134,17 @@ def helper_ratios(url: str) -> dict[str, dict[str, float | None]]:
     """Median ratio to one GET per helper, sync and asyncio, rounds alternating."""
     sync_ratios: dict[str, list[float]] = {}
     async_ratios: dict[str, list[float]] = {}
-    sync_ops = _sync_operations(url)
+    sync_ops = helpers_bench.sync_operations(redis.Redis.from_url(url, max_connections=1))
 
     async def run() -> None:
         async_ops = await _async_operations(url)
         for _ in range(ROUNDS):
             for name, operation in sync_ops.items():
-                base = _time_sync(sync_ops["GET"])
-                sync_ratios.setdefault(name, []).append(_time_sync(operation) / base)
+                base = helpers_bench.time_per_op(sync_ops[BASELINE], OPS_PER_ROUND)
+                spent = helpers_bench.time_per_op(operation, OPS_PER_ROUND)
+                sync_ratios.setdefault(name, []).append(spent / base)
             for name, aoperation in async_ops.items():
-                base = await _time_async(async_ops["GET"])
+                base = await _time_async(async_ops[BASELINE])
                 async_ratios.setdefault(name, []).append(await _time_async(aoperation) / base)
 
     asyncio.run(run())
@@ -162,30 +164,6 @@ def helper_ratios(url: str) -> dict[str, dict[str, float | None]]:
     return table
 
 
-def _sync_operations(url: str) -> dict[str, Callable[[], object]]:
-    from csgoflip_jobs import CacheService, RateLimitService, RedlockService, SessionService
-
-    client = redis.Redis.from_url(url, max_connections=1)
-    client.set("bench:plain", "x" * 64)
-    sessions = SessionService(client)
-    session_id = sessions.create("bench-user", {"ip": "127.0.0.1"}).id
-    cache = CacheService(client)
-    cache.set("bench:hit", {"price": 1050}, ttl=600)
-    limiter = RateLimitService(client)
-    redlock = RedlockService([client])
-    operations: dict[str, Callable[[], object]] = {
-        "GET": lambda: client.get("bench:plain"),
-        "rate limit check": lambda: limiter.is_rate_limited("bench:limit", 10**9, 3600),
-        "session validate": lambda: sessions.validate(session_id),
-        "cache hit": lambda: cache.cached("bench:hit", 600, _never_called),
-        "lock acquire + release": lambda: redlock.release(redlock.acquire("bench:lock", 5000)),
-    }
-    for operation in operations.values():
-        for _ in range(100):
-            operation()
-    return operations
-
-
 async def _async_operations(url: str) -> dict[str, Callable[[], Awaitable[object]]]:
     from csgoflip_jobs import aio
 
@@ -194,7 +172,7 @@ async def _async_operations(url: str) -> dict[str, Callable[[], Awaitable[object
     sessions = aio.SessionService(client)
     session_id = (await sessions.create("bench-user", {"ip": "127.0.0.1"})).id
     cache = aio.CacheService(client)
-    await cache.set("bench:hit", {"price": 1050}, ttl=600)
+    await cache.set("bench:hit", helpers_bench.CACHED_ITEM, ttl=600)
     limiter = aio.RateLimitService(client)
     redlock = aio.RedlockService([client])
 
@@ -202,27 +180,16 @@ async def _async_operations(url: str) -> dict[str, Callable[[], Awaitable[object
         await redlock.release(await redlock.acquire("bench:lock", 5000))
 
     operations: dict[str, Callable[[], Awaitable[object]]] = {
-        "GET": lambda: client.get("bench:plain"),
+        BASELINE: lambda: client.get("bench:plain"),
         "rate limit check": lambda: limiter.is_rate_limited("bench:limit", 10**9, 3600),
         "session validate": lambda: sessions.validate(session_id),
-        "cache hit": lambda: cache.cached("bench:hit", 600, _never_called),
+        "cache hit": lambda: cache.cached("bench:hit", 600, helpers_bench.never_called),
         "lock acquire + release": lock_cycle,
     }
     for operation in operations.values():
         for _ in range(100):
             await operation()
     return operations
-
-
-def _never_called() -> object:
-    raise AssertionError("the benchmark's cache key should always hit")
-
-
-def _time_sync(operation: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    for _ in range(OPS_PER_ROUND):
-        operation()
-    return (time.perf_counter() - started) / OPS_PER_ROUND
 
 
 async def _time_async(operation: Callable[[], Awaitable[object]]) -> float:

@@ -36,40 +36,23 @@ def main() -> None:
     print(json.dumps(report(medians, ratios)))
 
 
+BASELINE = "redis-py GET"
+"""The operation every other is divided by."""
+CACHED_ITEM = {"price": 1050, "name": "AK-47 | Redline"}
+
+
 def measure(url: str) -> tuple[dict[str, float], dict[str, float]]:
     """Median seconds per operation and median ratio to a GET, per operation."""
-    from csgoflip_jobs import CacheService, RateLimitService, RedlockService, SessionService
-
     # One connection for everything: the comparison is about the helpers, not pooling.
     client = redis.Redis.from_url(url, max_connections=1)
-    client.set("bench:plain", "x" * 64)
-    sessions = SessionService(client)
-    session_id = sessions.create("bench-user", {"ip": "127.0.0.1"}).id
-    cache = CacheService(client)
-    cache.set("bench:hit", {"price": 1050, "name": "AK-47 | Redline"}, ttl=600)
-    limiter = RateLimitService(client)
-    redlock = RedlockService([client])
-
-    def lock_cycle() -> None:
-        redlock.release(redlock.acquire("bench:lock", 5000))
-
-    operations: dict[str, Callable[[], object]] = {
-        "redis-py GET": lambda: client.get("bench:plain"),
-        "rate limit check": lambda: limiter.is_rate_limited("bench:limit", 10**9, 3600),
-        "session validate": lambda: sessions.validate(session_id),
-        "cache hit": lambda: cache.cached("bench:hit", 600, _never_called),
-        "lock acquire + release": lock_cycle,
-    }
-    for operation in operations.values():  # load scripts, warm the connection
-        for _ in range(200):
-            operation()
-    get = operations["redis-py GET"]
+    operations = sync_operations(client)
+    get = operations[BASELINE]
     seconds: dict[str, list[float]] = {name: [] for name in operations}
     ratios: dict[str, list[float]] = {name: [] for name in operations}
     for _ in range(ROUNDS):
         for name, operation in operations.items():
-            base = _time_per_op(get)
-            spent = _time_per_op(operation)
+            base = time_per_op(get)
+            spent = time_per_op(operation)
             seconds[name].append(spent)
             ratios[name].append(spent / base)
     _cleanup(client)
@@ -79,15 +62,46 @@ def measure(url: str) -> tuple[dict[str, float], dict[str, float]]:
     )
 
 
-def _never_called() -> object:
+def sync_operations(client: redis.Redis) -> dict[str, Callable[[], object]]:
+    """The operations measured, on ``client``, with their keys made and every one run
+    a few hundred times (scripts loaded, connection warm)."""
+    from csgoflip_jobs import CacheService, RateLimitService, RedlockService, SessionService
+
+    client.set("bench:plain", "x" * 64)
+    sessions = SessionService(client)
+    session_id = sessions.create("bench-user", {"ip": "127.0.0.1"}).id
+    cache = CacheService(client)
+    cache.set("bench:hit", CACHED_ITEM, ttl=600)
+    limiter = RateLimitService(client)
+    redlock = RedlockService([client])
+
+    def lock_cycle() -> None:
+        redlock.release(redlock.acquire("bench:lock", 5000))
+
+    operations: dict[str, Callable[[], object]] = {
+        BASELINE: lambda: client.get("bench:plain"),
+        "rate limit check": lambda: limiter.is_rate_limited("bench:limit", 10**9, 3600),
+        "session validate": lambda: sessions.validate(session_id),
+        "cache hit": lambda: cache.cached("bench:hit", 600, never_called),
+        "lock acquire + release": lock_cycle,
+    }
+    for operation in operations.values():
+        for _ in range(200):
+            operation()
+    return operations
+
+
+def never_called() -> object:
+    """The cache's loader in the benchmarks: its key always hits."""
     raise AssertionError("the benchmark's cache key should always hit")
 
 
-def _time_per_op(operation: Callable[[], object]) -> float:
+def time_per_op(operation: Callable[[], object], ops: int = OPS_PER_ROUND) -> float:
+    """Seconds per call of ``operation``, over ``ops`` calls in a row."""
     start = time.perf_counter()
-    for _ in range(OPS_PER_ROUND):
+    for _ in range(ops):
         operation()
-    return (time.perf_counter() - start) / OPS_PER_ROUND
+    return (time.perf_counter() - start) / ops
 
 
 def report(medians: dict[str, float], ratios: dict[str, float]) -> dict[str, object]:
