@@ -31,7 +31,7 @@ def bullmq(client: redis.Redis, url: str, count: int, platform_slots: int) -> di
     """bullmq-python's figures, keyed ``bullmq_*``."""
     rate, cpu, enqueue = _drain(client, url, count)
     sample = min(count, 1000)
-    commands = top_level_commands(url, lambda: _drain(client, url, sample))
+    commands = top_level_commands(url, lambda: _drain(client, url, sample)).total()
     return {
         "bullmq_jobs_per_s": rate,
         "bullmq_enqueue_single_jobs_per_s": enqueue,

@@ -7,18 +7,21 @@
   ``run`` runs (the commands scripts call inside Redis are not counted). Each is at
   most one round trip (pipelined commands share one, so this is an upper bound). The
   benchmark's own polling of ``bench:done`` and the jobs' own INCR of it are left out:
-  they are the harness and the job, not the platform.
+  they are the harness and the job, not the platform. They are counted by command
+  name (``EVALSHA <sha>`` for a script), so a caller can tell enqueueing from
+  processing.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
-HARNESS = ("GET bench:done", "INCR bench:done")
+HARNESS = ("GET bench:done", "INCR bench:done", "INCRBY bench:done")
 STOP = "PING bench:monitor-stop"
 
 
@@ -28,10 +31,10 @@ def cpu_seconds(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def top_level_commands(url: str, run: Callable[[], object]) -> int:
-    """How many commands clients sent Redis while ``run()`` ran (scripts' own calls,
+def top_level_commands(url: str, run: Callable[[], object]) -> Counter[str]:
+    """The commands clients sent Redis while ``run()`` ran, by name (scripts' own calls,
     the harness's polling and the jobs' counter excluded)."""
-    counted = [0]
+    counted: Counter[str] = Counter()
     watcher = redis.Redis.from_url(url)
     ready = threading.Event()
 
@@ -45,7 +48,8 @@ def top_level_commands(url: str, run: Callable[[], object]) -> int:
                     return
                 if command.get("client_type") == "lua" or text.startswith(HARNESS):
                     continue
-                counted[0] += 1
+                words = text.split(maxsplit=2)
+                counted[" ".join(words[:2]) if words[0] == "EVALSHA" else words[0]] += 1
 
     reader = threading.Thread(target=watch, daemon=True)
     reader.start()
@@ -57,4 +61,4 @@ def top_level_commands(url: str, run: Callable[[], object]) -> int:
         stopper.execute_command(*STOP.split())
         stopper.close()
         reader.join(60)
-    return counted[0]
+    return counted

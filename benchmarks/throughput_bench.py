@@ -19,7 +19,8 @@ table, then one line of JSON.
   (:mod:`benchmarks.helpers_bench`, on the same private server).
 * Redis's cost per processed job (:mod:`benchmarks.redis_costs`): its CPU time
   (``redis_cpu_us_per_job``) over the throughput runs, and the commands clients sent
-  it (``round_trips_per_job``) over a run of SAMPLE jobs watched with MONITOR.
+  it (``round_trips_per_job``, enqueueing included; ``worker_round_trips_per_job``
+  without the ENQUEUE calls) over a run of SAMPLE jobs watched with MONITOR.
 * With ``PEERS_PYTHON=/path/to/python`` (a venv with bullmq, see ../shared/peers),
   bullmq-python on the same private Redis in the same run (:mod:`benchmarks.peers`),
   and the platform's ratios to it.
@@ -62,6 +63,7 @@ def main() -> None:
     server = start_redis("--maxmemory-policy", "noeviction")
     os.environ["REDIS_URL"] = server.url
     import benchmarks.tasks  # noqa: F401 - registers the benchmark tasks (after REDIS_URL)
+    from csgoflip_jobs.engine import scripts
 
     client = redis.Redis.from_url(server.url)
     results: dict[str, Any] = {
@@ -80,14 +82,12 @@ def main() -> None:
         results["ratio_platform_to_bare"] = round(platform_rate / bare_rate, 3)
         results["redis_cpu_us_per_job"] = platform_cpu
         results["bare_celery_redis_cpu_us_per_job"] = bare_cpu
-        results["round_trips_per_job"] = round(
-            top_level_commands(server.url, lambda: platform_throughput(client, SAMPLE)) / SAMPLE,
-            2,
-        )
-        results["bare_celery_round_trips_per_job"] = round(
-            top_level_commands(server.url, lambda: bare_celery_throughput(client, SAMPLE)) / SAMPLE,
-            2,
-        )
+        commands = top_level_commands(server.url, lambda: platform_throughput(client, SAMPLE))
+        results["round_trips_per_job"] = round(commands.total() / SAMPLE, 2)
+        enqueues = commands[f"EVALSHA {scripts.ENQUEUE.sha}"]
+        results["worker_round_trips_per_job"] = round((commands.total() - enqueues) / SAMPLE, 2)
+        bare = top_level_commands(server.url, lambda: bare_celery_throughput(client, SAMPLE))
+        results["bare_celery_round_trips_per_job"] = round(bare.total() / SAMPLE, 2)
         results.update(enqueue_rates(client))
         if peers.PEERS_PYTHON:
             results.update(peers.bullmq(client, server.url, N, WORKERS * CONCURRENCY))
@@ -316,6 +316,7 @@ def report(results: dict[str, Any]) -> None:
         ("platform, jobs/s", results["platform_jobs_per_s"], "-"),
         ("platform / bare", results["ratio_platform_to_bare"], ">= 1.5"),
         ("round trips per job, platform", results["round_trips_per_job"], "<= 3"),
+        ("  of which processing (no enqueue)", results["worker_round_trips_per_job"], "-"),
         ("round trips per job, bare", results["bare_celery_round_trips_per_job"], "-"),
         ("Redis CPU us per job, platform", results["redis_cpu_us_per_job"], "<= bullmq"),
         ("Redis CPU us per job, bare", results["bare_celery_redis_cpu_us_per_job"], "-"),

@@ -20,6 +20,7 @@ from celery.signals import worker_init
 
 from csgoflip_jobs.engine.celery_ext import flower
 from csgoflip_jobs.engine.celery_ext.job_keeper import JobKeeper
+from csgoflip_jobs.engine.celery_ext.task_events import BatchedTaskEvents
 from csgoflip_jobs.engine.celery_ext.transport import install_transport
 from csgoflip_jobs.engine.job_queue import JobQueue, queue_names
 from csgoflip_jobs.errors import ConfigError
@@ -80,8 +81,9 @@ def job_counts_by_queue() -> dict[str, dict[str, int]]:
 
 def create_app(config: object = "celeryconfig", *, set_as_current: bool = True) -> Celery:
     """A Celery app wired as the platform's, configured from ``config`` (a module or
-    its name): JobTask as the task class, the job keeper in every worker, the
-    settings check and the platform's transport when the configuration loads."""
+    its name): JobTask as the task class, the job keeper and batched task events in
+    every worker, the settings check and the platform's transport when the
+    configuration loads."""
     new = Celery(
         "csgoflip_jobs",
         task_cls="csgoflip_jobs.engine.job_task:JobTask",
@@ -89,6 +91,7 @@ def create_app(config: object = "celeryconfig", *, set_as_current: bool = True) 
     )
     new.config_from_object(config)
     new.steps["consumer"].add(JobKeeper)
+    new.steps["consumer"].add(BatchedTaskEvents)
     new.on_configure.connect(_check_settings, weak=False)
     new.on_after_configure.connect(_install_transport, weak=False)
     return new

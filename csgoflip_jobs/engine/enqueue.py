@@ -64,10 +64,13 @@ def enqueue_call(
     events_max_len: int,
     fields: list[str] | None = None,
     tag: str | None = None,
+    event: tuple[list[str], str] | None = None,
 ) -> ScriptCall:
     """The ENQUEUE script call storing ``message`` (a kombu message dict; ``payload``
     its JSON, as stored) on ``queue``'s list ``list_key``. A caller that has them
-    already passes the new job's record ``fields`` and the message's delivery ``tag``."""
+    already passes the new job's record ``fields`` and the message's delivery ``tag``;
+    ``event`` (pub/sub channels and the message) is Celery's task-sent event, published
+    by the script once the job is stored."""
     headers = message["headers"]
     options = headers.get(JOB_HEADER) or {}
     job_id = str(headers["id"])
@@ -94,9 +97,17 @@ def enqueue_call(
             job_id,
             message["properties"]["delivery_tag"] if tag is None else tag,
             events_max_len,
+            *_event_arguments(event),
             *fields,
         ],
     )
+
+
+def _event_arguments(event: tuple[list[str], str] | None) -> list[str | int]:
+    if event is None:
+        return ["", 0]
+    channels, event_message = event
+    return [event_message, len(channels), *channels]
 
 
 def job_fields(message: dict[str, Any], queue: str) -> list[str]:

@@ -1,14 +1,14 @@
 """Task messages stamped from one Celery built: what ``add`` and ``add_bulk`` send.
 
 Celery's ``send_task`` spends about 0.3 ms per message (routing, header and repr
-building, an event per message). Instead, Celery builds one message per queue,
-task and priority (captured, not sent: :func:`~csgoflip_jobs.engine.enqueue.capturing`),
+building, an event per message). Instead, Celery builds one message per queue, task
+and priority (captured, not sent: :func:`~csgoflip_jobs.engine.enqueue.capturing`),
 once per process, and every job's message and task-sent event is stamped from it
 with the fields that differ per job (id, data, options, delivery tag, time)
-replaced. The copies are what Celery itself would have sent, so workers, Flower
-and the job records cannot tell them apart; the sync and asyncio APIs send the
-very same bytes. Their JSON is joined from pieces of the template's JSON rather
-than encoded whole again.
+replaced. The copies are what Celery itself would have sent, so workers, Flower and
+the job records cannot tell them apart; the sync and asyncio APIs send the very same
+bytes. The event goes out from the job's ENQUEUE, once it is stored. Their JSON is
+joined from pieces of the template's JSON rather than encoded whole again.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -37,7 +36,7 @@ from csgoflip_jobs.engine.enqueue import (
     record_fields,
 )
 from csgoflip_jobs.engine.options import JobOptions
-from csgoflip_jobs.helpers.redis_calls import Command, ScriptCall
+from csgoflip_jobs.helpers.redis_calls import ScriptCall
 
 _EMBED_JSON = json.dumps({"callbacks": None, "errbacks": None, "chain": None, "chord": None})
 """What Celery puts beside args and kwargs in a task body when there is no workflow."""
@@ -78,14 +77,6 @@ def _delivery_tag() -> str:
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-@dataclass(frozen=True)
-class Stamped:
-    """One job's calls: its ENQUEUE and its task-sent event's PUBLISHes."""
-
-    enqueue: ScriptCall
-    events: list[Command]
 
 
 class TaskMessageTemplate:
@@ -154,8 +145,9 @@ class TaskMessageTemplate:
         data_json: str,
         opts: JobOptions,
         events_max_len: int,
-    ) -> Stamped:
-        """The calls storing one more job (``data_json``: ``json.dumps(data)``)."""
+    ) -> ScriptCall:
+        """The ENQUEUE storing one more job (``data_json``: ``json.dumps(data)``) and
+        sending its task-sent event."""
         shared_opts = opts if opts.job_id is None else dataclasses.replace(opts, job_id=None)
         encoded = self._options.get(shared_opts)
         if encoded is None:
@@ -181,20 +173,25 @@ class TaskMessageTemplate:
         }
         fields = record_fields(message["headers"]["task"], self._queue, data_json, option_fields)
         payload = self._json.fill(values)
-        enqueue = enqueue_call(
-            self._queue, message, payload, self._list_key, events_max_len, fields, tag
+        return enqueue_call(
+            self._queue,
+            message,
+            payload,
+            self._list_key,
+            events_max_len,
+            fields,
+            tag,
+            self._event_message(values),
         )
-        return Stamped(enqueue, self._event_calls(values))
 
-    def _event_calls(self, values: dict[str, str]) -> list[Command]:
+    def _event_message(self, values: dict[str, str]) -> tuple[list[str], str] | None:
         if self._event is None:
-            return []
+            return None
         topics, body, outer = self._event
         values["timestamp"] = repr(time.time())
         values["body"] = f'"{_b64(body.fill(values))}"'
         values["tag"] = f'"{_delivery_tag()}"'
-        event_payload = outer.fill(values)
-        return [Command("PUBLISH", topic, event_payload) for topic in topics]
+        return topics, outer.fill(values)
 
 
 class MessageTemplates:

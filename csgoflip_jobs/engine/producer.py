@@ -1,13 +1,13 @@
 """Adding jobs: validate every job, then store them whole or say exactly which.
 
 Every job of a call is checked (name registered, data a JSON object within
-JOB_MAX_BYTES that fits the task's signature, options valid) before any is sent,
-so bad input stores nothing. Each job's message and task-sent event are stamped
-from its task's template (:mod:`csgoflip_jobs.engine.messages`) and all of them go
-in one pipeline; each ENQUEUE stores its job whole or not at all, so when Redis
-refuses some (out of memory) the error says which. With REDIS_MIN_REPLICAS_ACK the
-pipeline ends with a WAIT (:class:`Durability`), so an add returns only once that many
-replicas hold its jobs.
+JOB_MAX_BYTES that fits the task's signature, options valid) before any is sent, so
+bad input stores nothing. Each job's message and task-sent event are stamped from
+its task's template (:mod:`csgoflip_jobs.engine.messages`), one ENQUEUE each (which
+also sends the event), and all of them go in one pipeline; each ENQUEUE stores its
+job whole or not at all, so when Redis refuses some (out of memory) the error says
+which. With REDIS_MIN_REPLICAS_ACK the pipeline ends with a WAIT
+(:class:`Durability`), so an add returns only once that many replicas hold its jobs.
 """
 
 from __future__ import annotations
@@ -107,26 +107,17 @@ def send_checked(
         yield Offload(lambda: templates.build(queue, wanted))
     ids: list[str] = []
     calls: list[Command | ScriptCall] = []
-    positions: list[int] = []
     for name, data, data_json, opts in checked:
         job_id = opts.job_id or uuid()
-        stamped = templates.get(queue, name, opts.priority_level).stamp(
-            job_id, data, data_json, opts, events_max_len
-        )
-        positions.append(len(calls))
-        calls += [stamped.enqueue, *stamped.events]
+        template = templates.get(queue, name, opts.priority_level)
+        calls.append(template.stamp(job_id, data, data_json, opts, events_max_len))
         ids.append(job_id)
     confirm = durability.confirm()
-    replies = yield Batch(calls, raise_errors=False, confirm=confirm)
+    outcomes = yield Batch(calls, raise_errors=False, confirm=confirm)
     if confirm:
-        *replies, _barrier, acked = replies
+        *outcomes, _barrier, acked = outcomes
         if isinstance(acked, Exception):
             raise acked
-    outcomes = [replies[p] for p in positions]
-    enqueues = set(positions)
-    for position, reply in enumerate(replies):
-        if isinstance(reply, Exception) and position not in enqueues:
-            raise reply  # an event's PUBLISH failed
     refused = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Exception)]
     if refused:
         _raise_partly_added(app, ids, outcomes, refused)

@@ -6,7 +6,10 @@
     due time;
   - refreshes the unacked-index score of every message this worker holds, so
     kombu's visibility-timeout sweep redelivers only the jobs of workers that
-    died, never a long job that is still running.
+    died, never a long job that is still running;
+  - drops the unacked entries of acks the consumer carried for its next DELIVER
+    when none followed within CARRIED_ACK_MAX_AGE_S (a safety net: it normally
+    follows at once).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ HEARTBEAT_INTERVAL_S = 5.0
 
 SCHEDULER_MAX_SLEEP_S = 1.0
 """Longest a worker's delayed-job scheduler sleeps between checks."""
+
+CARRIED_ACK_MAX_AGE_S = 1.0
+"""Longest an ack waits for the consumer's next DELIVER before the keeper sends it."""
 
 SCHEDULER_BATCH = 500
 """Most delayed jobs moved to their queue by one scheduler step."""
@@ -77,6 +83,7 @@ class JobKeeperThread(threading.Thread):
     def _step(self) -> None:
         wait_s = self._promote_due()
         self._heartbeat_if_due()
+        self._qos.channel.drop_carried_acks(self._client, older_than_s=CARRIED_ACK_MAX_AGE_S)
         wait_s = min(wait_s, max(0.0, self._next_heartbeat - time.monotonic()))
         if wait_s > 0:
             # Blocks until a new delayed job is announced or the wait is over.

@@ -6,11 +6,16 @@ closes, puts every message it held back on its queue. A job still running then
 time by another worker; here its message stays unacked and heart-beaten instead,
 and its ack lands on a fresh connection when it finishes; a requeue asked for then is
 left to the visibility sweep.
+
+An ack taken on the consuming thread rides on the channel's next ``DELIVER`` (see
+:class:`CarriedAcks`) instead of costing a round trip of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,9 +43,56 @@ def running_delivery_tags() -> set[str]:
     return set()
 
 
+class CarriedAcks:
+    """Delivery tags acked but whose unacked entries are still in Redis: the channel's
+    next ``DELIVER`` drops them (thread-safe).
+
+    Why carrying them is safe: an unacked entry left behind longer than it should
+    (the worker dies first) only means the visibility sweep hands that message out
+    again, and a redelivered job whose try already finished is skipped unrun (START
+    sees it finished, moved on or gone). A job's own outcome drops its entry at once
+    in FINISH; what rides here is Celery's ack after that, and the acks of deliveries
+    that end without an outcome (skipped, or a message that is no job).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tags: list[tuple[str, float]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._tags)
+
+    def add(self, tag: str) -> None:
+        """Carry ``tag``'s entry removal on the next DELIVER."""
+        with self._lock:
+            self._tags.append((tag, time.monotonic()))
+
+    def take(self, older_than_s: float = 0.0) -> list[str]:
+        """Remove and return the tags carried at least ``older_than_s`` seconds."""
+        cutoff = time.monotonic() - older_than_s
+        with self._lock:
+            taken = [tag for tag, at in self._tags if at <= cutoff]
+            self._tags = [(tag, at) for tag, at in self._tags if at > cutoff]
+        return taken
+
+    def give_back(self, tags: list[str]) -> None:
+        """Carry ``tags`` again (the DELIVER that took them failed)."""
+        now = time.monotonic()
+        with self._lock:
+            self._tags[:0] = [(tag, now) for tag in tags]
+
+
 class QoS(kombu_redis.QoS):  # type: ignore[misc]
     """kombu's QoS, minus the unacked write for messages ``DELIVER`` already recorded,
     and never putting back the message of a job that is still running."""
+
+    def ack(self, delivery_tag: str) -> None:
+        """kombu's ack; its Redis writes ride on the channel's next DELIVER when one is
+        sure to follow at once (see :meth:`Channel.carry_ack`)."""
+        if self.channel.carry_ack(delivery_tag):
+            kombu_virtual.QoS.ack(self, delivery_tag)
+            return
+        super().ack(delivery_tag)
 
     def append(self, message: Any, delivery_tag: str) -> None:
         recorded = self.channel.recorded_tags

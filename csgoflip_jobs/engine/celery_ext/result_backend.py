@@ -1,11 +1,11 @@
 """Celery's Redis result backend with BullMQ's retention.
 
-When a job finishes, one Lua script (``FINISH``) stores Celery's result, records
-the outcome on the job, adds it to the queue's completed or failed set, and
-trims that set to the newest N (100 completed / 1000 failed by default, or the
-job's ``remove_on_complete`` / ``remove_on_fail``), deleting the records and
-results of what it trims. Kept results never expire, and memory stays bounded
-however many jobs run.
+When a job finishes, one Lua script (``FINISH``) stores Celery's result, records the
+outcome on the job, adds it to the queue's completed or failed set, and trims that
+set to the newest N (100 completed / 1000 failed by default, or the job's
+``remove_on_complete`` / ``remove_on_fail``), deleting the records and results of
+what it trims, and acks the delivery that ran the try. Kept results never expire,
+and memory stays bounded however many jobs run.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
             result=result, state=state, traceback=traceback, request=request
         )
         meta["task_id"] = task_id
-        queue, attempt = self._job_context(task_id, request)
+        queue, attempt, tag = self._job_context(task_id, request)
         finished = keys.completed_key(queue) if outcome == "completed" else keys.failed_key(queue)
         keep = DEFAULT_KEEP_COMPLETED if outcome == "completed" else DEFAULT_KEEP_FAILED
         kind = "completed" if outcome == "completed" else "failed"
@@ -78,6 +78,8 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
             keys.events_key(queue),
             keys.metrics_key(queue, kind),
             keys.metrics_meta_key(queue, kind),
+            keys.KOMBU_UNACKED_KEY,
+            keys.KOMBU_UNACKED_INDEX_KEY,
         ]
         settings = get_settings()
         args = [
@@ -93,6 +95,7 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
             settings.events_max_len,
             settings.metrics_max_minutes,
             keys.JOB_LOGS_KEY_PREFIX,
+            tag,
         ]
         self.ensure(self._run_finish, (script_keys, args))
         return result
@@ -100,14 +103,15 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
     def _run_finish(self, script_keys: list[str], args: list[Any]) -> None:
         scripts.FINISH(keys=script_keys, args=args, client=self.client)
 
-    def _job_context(self, task_id: str, request: Any) -> tuple[str, int]:
+    def _job_context(self, task_id: str, request: Any) -> tuple[str, int, str]:
+        """The job's queue, the try's number and its delivery's tag ('' when none)."""
         job = JobTry.from_request(request)
         queue = job.queue
         if not queue:
             # Outside a worker's request (e.g. a revoke) the record knows the queue.
             stored = broker_client().hget(keys.job_key(task_id), "queue")
             queue = bytes_to_str(stored) if stored else "unknown"
-        return queue, job.attempt
+        return queue, job.attempt, job.tag
 
 
 def _outcome_value(outcome: str, meta: dict[str, Any], result: Any) -> str:

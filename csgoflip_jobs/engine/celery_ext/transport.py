@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from redis.exceptions import NoScriptError
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
-from csgoflip_jobs.engine.celery_ext.qos import QoS
+from csgoflip_jobs.engine.celery_ext.qos import CarriedAcks, QoS
 from csgoflip_jobs.engine.enqueue import current_capture, enqueue_call
 from csgoflip_jobs.engine.queue_base import Limits
 from csgoflip_jobs.engine.queue_changes import drain
@@ -78,6 +79,7 @@ class _SentCommand:
 
     kind: str  # "WAIT" (BRPOP on ready lists) or "DELIVER" (the script)
     queues: list[str]
+    acks: list[str]  # the acked tags a DELIVER carries
 
 
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
@@ -90,7 +92,8 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
     the same step. While messages keep coming, the worker sends ``DELIVER``
     straight away (one round trip per message, kombu needs two) and only blocks
     again when the queues are empty. A missing signal delays a message by at most
-    ``brpop_timeout``: a wait that times out runs ``DELIVER`` anyway.
+    ``brpop_timeout``: a wait that times out runs ``DELIVER`` anyway. Acks taken on
+    the consuming thread ride on the next ``DELIVER`` (:meth:`carry_ack`).
 
     Publishing: task messages go through the ``ENQUEUE`` script (see the module
     docstring); other messages (control replies) take kombu's path plus a signal.
@@ -112,6 +115,8 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         self._no_ack_queues: set[str] = set()
         self._sent: _SentCommand | None = None
         self._more_expected = False
+        self.carried_acks = CarriedAcks()
+        self._poll_thread: int | None = None
 
     def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
         no_ack = kwargs.get("no_ack", args[0] if args else False)
@@ -126,14 +131,20 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         connection = self.client.connection
         self._in_poll = connection
         self._brpop_sent_at = time.monotonic()
-        if self._more_expected:
-            self._sent = _SentCommand("DELIVER", queues)
-            script_keys, args = self._deliver_arguments(queues, take_signal=True)
-            connection.send_command(
-                "EVALSHA", scripts.DELIVER.sha, len(script_keys), *script_keys, *args
-            )
+        self._poll_thread = threading.get_ident()
+        if self._more_expected or self.carried_acks:
+            acks = self.carried_acks.take()
+            self._sent = _SentCommand("DELIVER", queues, acks)
+            script_keys, args = self._deliver_arguments(queues, take_signal=True, acks=acks)
+            try:
+                connection.send_command(
+                    "EVALSHA", scripts.DELIVER.sha, len(script_keys), *script_keys, *args
+                )
+            except BaseException:
+                self.carried_acks.give_back(acks)
+                raise
         else:
-            self._sent = _SentCommand("WAIT", queues)
+            self._sent = _SentCommand("WAIT", queues, [])
             wait_s = self.brpop_timeout if timeout is None else timeout
             connection.send_command("BRPOP", *[keys.ready_key(q) for q in queues], wait_s or 0)
 
@@ -144,7 +155,12 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 return bool(super()._brpop_read(**options))
             try:
                 if sent.kind == "DELIVER":
-                    reply = self.client.parse_response(self.client.connection, "EVALSHA")
+                    try:
+                        reply = self.client.parse_response(self.client.connection, "EVALSHA")
+                    except BaseException:
+                        # Dropping an entry again is harmless: carry them once more.
+                        self.carried_acks.give_back(sent.acks)
+                        raise
                 else:
                     signal = self.client.parse_response(self.client.connection, "BRPOP")
                     # A signal, or the wait timed out (a signal may have gone
@@ -162,6 +178,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 # Never let a server-side error stop the worker; the next wait retries.
                 log.error("taking the next message failed: %s", exc)
                 self._more_expected = False
+                self._drop_acks_or_forget()  # not carried into another failing DELIVER
                 raise Empty() from None
             return self._handle_delivery(sent.queues, reply)
         finally:
@@ -172,10 +189,57 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         script_keys, args = self._deliver_arguments(queues, take_signal)
         return run_script(self.client, scripts.DELIVER, script_keys, args)
 
+    def carry_ack(self, tag: str) -> bool:
+        """Leave dropping an acked delivery's unacked entry to the next ``DELIVER`` when
+        one follows at once: acked on the consuming thread, while it consumes and is
+        not blocked waiting for a signal (its loop sends ``DELIVER`` on its next turn).
+        False: the caller drops the entry itself, now. Why this is safe:
+        :class:`~csgoflip_jobs.engine.celery_ext.qos.CarriedAcks`."""
+        sent = self._sent
+        if (
+            self._poll_thread != threading.get_ident()
+            or self.connection is None
+            or not self.active_queues
+            or (sent is not None and sent.kind == "WAIT")
+        ):
+            return False
+        self.carried_acks.add(tag)
+        return True
+
+    def drop_carried_acks(self, client: Any = None, older_than_s: float = 0.0) -> None:
+        """Drop now the unacked entries of the acks carried at least ``older_than_s``
+        (the job keeper's safety net, and closing); on a Redis error they stay carried."""
+        tags = self.carried_acks.take(older_than_s)
+        if not tags:
+            return
+        try:
+            with self.conn_or_acquire(client) as client_:
+                pipe = client_.pipeline(transaction=False)
+                pipe.zrem(self.unacked_index_key, *tags).hdel(self.unacked_key, *tags)
+                pipe.execute()
+        except BaseException:
+            self.carried_acks.give_back(tags)
+            raise
+
+    def _drop_acks_or_forget(self) -> None:
+        try:
+            self.drop_carried_acks()
+        except Exception as exc:  # e.g. the connection is gone
+            # Left unacked, no longer heart-beaten: the sweep hands them out again,
+            # and a finished job's redelivery is skipped unrun (see CarriedAcks).
+            forgotten = self.carried_acks.take()
+            log.warning("could not drop %d acked messages' entries (%r); the visibility"
+                        " sweep will", len(forgotten), exc)  # fmt: skip
+
+    def close(self) -> None:
+        self._drop_acks_or_forget()
+        super().close()
+
     def _deliver_arguments(
-        self, queues: list[str], take_signal: bool
+        self, queues: list[str], take_signal: bool, acks: list[str] | None = None
     ) -> tuple[list[str], list[Any]]:
-        """The keys and arguments of ``DELIVER`` for these queues, in pop order."""
+        """The keys and arguments of ``DELIVER`` for these queues, in pop order, dropping
+        the unacked entries of ``acks`` first."""
         lists = [self._q_for_pri(q, pri) for pri in self.priority_steps for q in queues]
         script_keys = [
             self.unacked_key,
@@ -191,6 +255,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             time.time(),
             DEAD_LETTERS_KEEP,
             *[0 if q in self._no_ack_queues else 1 for q in queues],
+            *(acks or ()),
         ]
         return script_keys, args
 

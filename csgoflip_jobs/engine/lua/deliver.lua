@@ -4,16 +4,24 @@
 -- restart between the pop and the bookkeeping can lose it (kombu's own
 -- BRPOP-then-HSET can).
 -- The lists of a paused queue are skipped.
+-- First it drops the unacked entries of the deliveries the worker acked since its last
+-- call (kombu's ack, carried here instead of a command of its own; removing an entry
+-- twice, or one already gone, is harmless).
 -- KEYS: unacked hash, unacked index zset, dead-letter list, then n ready lists
 --       (one per queue), n paused flags (one per queue), then the queues' priority
 --       lists in pop order (level-major: each level, each queue in turn)
 -- ARGV: n, take_signal (1: also take one ready signal of the queue served),
 --       now (unix seconds, the worker's clock, as kombu's visibility sweep uses),
---       dead letters kept, then n flags (1: record as unacked; 0: a no-ack queue)
+--       dead letters kept, then n flags (1: record as unacked; 0: a no-ack queue),
+--       then the delivery tags acked (any number)
 -- Returns {queue index (1-based), message, ''} for a message;
 --         {queue index, false, reason} for an item moved to the dead letters;
 --         false when every list is empty (their ready signals are then stale: dropped).
 local n = tonumber(ARGV[1])
+for i = 5 + n, #ARGV do
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[1], ARGV[i])
+end
 local first_list = 4 + 2 * n
 local paused = {}
 for q = 1, n do

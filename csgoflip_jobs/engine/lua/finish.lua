@@ -2,15 +2,24 @@
 -- Stores a finished try's outcome: Celery's result, the job's record, its event and
 -- the queue's per-minute metrics, then trims the finished set to the newest N,
 -- deleting the records, results and logs of what it trims.
+-- It also acks the delivery that ran the try (drops its kombu unacked entry), in the
+-- same atomic step: once the outcome is stored, that delivery must never be handed
+-- out again, and a crash before Celery's own ack can no longer leave it behind (that
+-- ack, later, finds nothing to drop). Whatever the job's state, the try is over.
 -- KEYS: job hash, active set, finished zset (completed or failed), Celery result key,
---       events, metrics list, metrics meta hash
+--       events, metrics list, metrics meta hash, unacked hash, unacked index zset
 -- ARGV: 1 outcome (completed|failed|retry), 2 encoded Celery meta, 3 job id,
 --       4 attempts made, 5 return value JSON or failed reason, 6 stack trace,
 --       7 default number kept, 8 job key prefix, 9 Celery result key prefix,
---       10 events kept, 11 metrics minutes kept, 12 job logs key prefix
+--       10 events kept, 11 metrics minutes kept, 12 job logs key prefix,
+--       13 the delivery's tag ('' when not run from a delivery, e.g. a revoke)
 -- Returns 1; 0 when the job already finished or is gone (removed, obliterated).
 local job, active, finished, result_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local outcome, meta, id = ARGV[1], ARGV[2], ARGV[3]
+if ARGV[13] ~= '' then
+  redis.call('ZREM', KEYS[9], ARGV[13])
+  redis.call('HDEL', KEYS[8], ARGV[13])
+end
 local state = redis.call('HGET', job, 'state')
 if not state or state == 'completed' or state == 'failed' then
   return 0
