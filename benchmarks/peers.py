@@ -29,12 +29,13 @@ BULLMQ_WORKERS = 2
 
 def bullmq(client: redis.Redis, url: str, count: int, platform_slots: int) -> dict[str, Any]:
     """bullmq-python's figures, keyed ``bullmq_*``."""
-    rate, cpu, enqueue = _drain(client, url, count)
+    rate, cpu, enqueue = _drain(client, url, count, bulk=True)
     sample = min(count, 1000)
     commands = top_level_commands(url, lambda: _drain(client, url, sample)).total()
     return {
         "bullmq_jobs_per_s": rate,
-        "bullmq_enqueue_single_jobs_per_s": enqueue,
+        "bullmq_enqueue_single_jobs_per_s": enqueue["enqueue_single_jobs_per_s"],
+        "bullmq_enqueue_bulk_jobs_per_s": enqueue["enqueue_bulk_jobs_per_s"],
         "bullmq_redis_cpu_us_per_job": cpu,
         "bullmq_round_trips_per_job": round(commands / sample, 2),
         "bullmq_worker_processes": BULLMQ_WORKERS,
@@ -48,27 +49,35 @@ def rows(results: dict[str, Any]) -> list[tuple[str, Any, str]]:
         return []
     ratio = results["platform_jobs_per_s"] / results["bullmq_jobs_per_s"]
     add = results["enqueue_single_jobs_per_s"] / results["bullmq_enqueue_single_jobs_per_s"]
+    bulk = results["enqueue_bulk_jobs_per_s"] / results["bullmq_enqueue_bulk_jobs_per_s"]
     cpu = results["redis_cpu_us_per_job"] / results["bullmq_redis_cpu_us_per_job"]
     results["ratio_platform_to_bullmq"] = round(ratio, 3)
     results["single_add_platform_to_bullmq"] = round(add, 3)
+    results["add_bulk_platform_to_bullmq"] = round(bulk, 3)
     results["redis_cpu_platform_to_bullmq"] = round(cpu, 3)
     return [
         ("bullmq-python, jobs/s", results["bullmq_jobs_per_s"], "-"),
         ("platform / bullmq-python", results["ratio_platform_to_bullmq"], ">= 1.0"),
         ("bullmq single add, jobs/s", results["bullmq_enqueue_single_jobs_per_s"], "-"),
         ("single add platform / bullmq", results["single_add_platform_to_bullmq"], ">= 1.0"),
+        ("bullmq addBulk, jobs/s", results["bullmq_enqueue_bulk_jobs_per_s"], "-"),
+        ("add_bulk platform / bullmq", results["add_bulk_platform_to_bullmq"], "-"),
         ("round trips per job, bullmq", results["bullmq_round_trips_per_job"], "-"),
         ("Redis CPU us per job, bullmq", results["bullmq_redis_cpu_us_per_job"], "-"),
         ("Redis CPU platform / bullmq", results["redis_cpu_platform_to_bullmq"], "<= 1.0"),
     ]
 
 
-def _drain(client: redis.Redis, url: str, count: int) -> tuple[float, float, float]:
-    """Enqueue ``count`` jobs, then drain them: jobs/s, Redis CPU us per job, enqueue/s."""
+def _drain(
+    client: redis.Redis, url: str, count: int, bulk: bool = False
+) -> tuple[float, float, dict[str, float]]:
+    """Enqueue ``count`` jobs, then drain them: jobs/s, Redis CPU us per job, and the
+    enqueue rates by name (single adds; with ``bulk``, addBulk too, into a queue no
+    worker reads)."""
     from benchmarks.throughput_bench import wait_done
 
     client.flushdb()
-    added = _run([PEERS_PYTHON, str(RUNNER), "enqueue", url, str(count)])
+    added = _run([PEERS_PYTHON, str(RUNNER), "enqueue", url, str(count), *(["bulk"] * bulk)])
     cpu_before = cpu_seconds(client)
     command = [PEERS_PYTHON, str(RUNNER), "worker", url]
     workers = [_start(command) for _ in range(BULLMQ_WORKERS)]
@@ -78,7 +87,7 @@ def _drain(client: redis.Redis, url: str, count: int) -> tuple[float, float, flo
     finally:
         for worker in workers:
             _stop(worker)
-    return round((count + 1) / elapsed, 1), round(cpu, 1), added["enqueue_single_jobs_per_s"]
+    return round((count + 1) / elapsed, 1), round(cpu, 1), added
 
 
 def _run(command: list[str]) -> dict[str, Any]:

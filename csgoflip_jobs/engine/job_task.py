@@ -31,7 +31,7 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.errors import JobStalledError, UnrecoverableError
-from csgoflip_jobs.engine.job_try import JobTry, check_data
+from csgoflip_jobs.engine.job_try import JobTry, check_data, take_started_on_delivery
 from csgoflip_jobs.helpers.connection import broker_client
 from csgoflip_jobs.settings import get_settings
 
@@ -98,7 +98,9 @@ class JobTask(Task):  # type: ignore[misc]
     def _start(self, job: JobTry, args: Any, kwargs: Any) -> None:
         """Mark the try started, or end this delivery (skip, hand back or fail it)."""
         try:
-            started = self._mark_started(job)
+            started = take_started_on_delivery(job.tag)
+            if started is None:
+                started = self._mark_started(job)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # Redis failed before the job ran (down, restarting, loading its data):
             # that is no try of the job. Hand the delivery back; should Redis not

@@ -4,6 +4,7 @@ the platform's header and Celery's delivery info off a request."""
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,27 @@ class JobTry:
             header=header,
             tag=str(properties.get("delivery_tag") or ""),
         )
+
+
+STARTED_ON_DELIVERY_KEPT = 1000
+"""Most verdicts kept for deliveries that DELIVER started but no task has run yet."""
+
+_started_on_delivery: OrderedDict[str, int] = OrderedDict()
+
+
+def record_started_on_delivery(tag: str, verdict: int) -> None:
+    """DELIVER already marked the try of delivery ``tag`` started, with START's
+    ``verdict``: the task takes it (:func:`take_started_on_delivery`) instead of sending
+    START. Only for messages run at once in this process (the solo pool); verdicts of
+    deliveries that never ran (revoked, bad data) are dropped oldest first."""
+    _started_on_delivery[tag] = verdict
+    if len(_started_on_delivery) > STARTED_ON_DELIVERY_KEPT:
+        _started_on_delivery.popitem(last=False)
+
+
+def take_started_on_delivery(tag: str) -> int | None:
+    """START's verdict for delivery ``tag`` if DELIVER gave it (once), else None."""
+    return _started_on_delivery.pop(tag, None) if tag else None
 
 
 FITTING_NAMES_KEPT = 1000

@@ -51,6 +51,7 @@ def start_worker(
     queues: str = QUEUES,
     name: str = "w1",
     wait_ready: bool = True,
+    pool: str = "prefork",
 ) -> WorkerProcess:
     """Start ``celery -A csgoflip_jobs worker`` loading the test tasks; wait until ready."""
     command = [
@@ -66,6 +67,8 @@ def start_worker(
         "tests.support.jobs",
         "-c",
         str(concurrency),
+        "-P",
+        pool,
         "-n",
         f"{name}@%h",
         "-l",

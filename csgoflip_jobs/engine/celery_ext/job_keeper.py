@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 from celery import bootsteps
+from celery.concurrency.solo import TaskPool as SoloPool
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
@@ -127,6 +128,19 @@ class JobKeeperThread(threading.Thread):
             )
 
 
+def runs_each_delivery_at_once(consumer: Any) -> bool:
+    """True when the consumer runs every message it takes at once, in its own process,
+    within the delivery's call: the solo pool, and no task rate-limited (Celery would
+    hold such a message back). Why that makes starting the try in DELIVER safe: a
+    crash between taking the message and running it is then a crash while running it
+    (its worker died holding it: a stall, as it is counted), so no new window opens;
+    in a pool whose processes take messages from a buffer it would count waiting
+    messages as running (and keep running those of a queue paused meanwhile)."""
+    if not isinstance(consumer.pool, SoloPool):
+        return False
+    return not any(getattr(task, "rate_limit", None) for task in consumer.app.tasks.values())
+
+
 class JobKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
     """Consumer boot step running :class:`JobKeeperThread` while the consumer runs."""
 
@@ -137,7 +151,9 @@ class JobKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
         self._thread: JobKeeperThread | None = None
 
     def start(self, parent: Any) -> None:
-        """Start the thread for the queues this worker consumes."""
+        """Start the thread for the queues this worker consumes, and let a solo worker
+        start each try in the DELIVER that takes its message."""
+        parent.task_consumer.channel.start_on_delivery = runs_each_delivery_at_once(parent)
         queues = sorted(q.name for q in parent.task_consumer.queues)
         client = make_client(parent.app.conf.broker_url)
         settings = get_settings()

@@ -3,7 +3,8 @@ records and dedupe.
 
 kombu delivers a message by LPUSHing one JSON document onto a queue's list
 (``Channel._put``). This channel replaces that one step with the ``ENQUEUE``
-script, which in the same atomic step
+script (:mod:`~csgoflip_jobs.engine.celery_ext.publishing`), which in the same atomic
+step
 
 * writes the job's record (name, queue, data, options) when it is new, and
   refuses a ``job_id`` that already exists;
@@ -15,7 +16,9 @@ script, which in the same atomic step
 
 Consuming takes a message and records it as unacked in one atomic step (the
 ``DELIVER`` script, see :class:`Channel`), so no message is ever held only in a
-worker's memory. Acks, rejects and visibility-timeout redelivery are kombu's own.
+worker's memory; the same call carries the acks taken since the last one, and, in a
+solo worker, marks the try started (what JobTask's START does otherwise). Rejects
+and visibility-timeout redelivery are kombu's own.
 
 :func:`install_transport` makes ``redis://`` and ``rediss://`` broker URLs use it
 (the Celery app calls it when it loads its configuration). Messages that are not
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -40,13 +44,11 @@ from redis.exceptions import NoScriptError
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
+from csgoflip_jobs.engine.celery_ext.publishing import PublishingChannel
 from csgoflip_jobs.engine.celery_ext.qos import CarriedAcks, QoS
-from csgoflip_jobs.engine.enqueue import current_capture, enqueue_call
-from csgoflip_jobs.engine.queue_base import Limits
-from csgoflip_jobs.engine.queue_changes import drain
+from csgoflip_jobs.engine.job_try import record_started_on_delivery
 from csgoflip_jobs.errors import ConfigError
 from csgoflip_jobs.helpers.connection import as_text
-from csgoflip_jobs.helpers.redis_calls import one, run
 from csgoflip_jobs.helpers.scripts import run_script
 from csgoflip_jobs.settings import get_settings
 
@@ -82,7 +84,7 @@ class _SentCommand:
     acks: list[str]  # the acked tags a DELIVER carries
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(PublishingChannel):
     """kombu's Redis channel with atomic delivery and durable, deduplicated enqueues.
 
     Consuming: kombu BRPOPs a message and only then records it as unacked, so a
@@ -117,6 +119,9 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         self._more_expected = False
         self.carried_acks = CarriedAcks()
         self._poll_thread: int | None = None
+        self.start_on_delivery = False
+        """Mark each try started in the DELIVER that takes its message (set by the job
+        keeper for a solo worker, which runs every message at once, in this process)."""
 
     def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
         no_ack = kwargs.get("no_ack", args[0] if args else False)
@@ -247,13 +252,21 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             keys.DEAD_LETTERS_KEY,
             *[keys.ready_key(q) for q in queues],
             *[keys.paused_key(q) for q in queues],
+            *[keys.active_key(q) for q in queues],
+            *[keys.events_key(q) for q in queues],
             *lists,
         ]
+        settings = get_settings()
         args = [
             len(queues),
             1 if take_signal else 0,
             time.time(),
             DEAD_LETTERS_KEEP,
+            1 if self.start_on_delivery else 0,
+            keys.JOB_KEY_PREFIX,
+            os.urandom(8).hex(),  # this delivery's run token, as JobTask's START sends
+            settings.max_stalled_count,
+            settings.events_max_len,
             *[0 if q in self._no_ack_queues else 1 for q in queues],
             *(acks or ()),
         ]
@@ -264,7 +277,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             self._more_expected = False
             raise Empty()
         self._more_expected = True
-        position, item, reason = reply
+        position, item, reason, *started = reply
         queue = queues[int(position) - 1]
         self._queue_cycle.rotate(queue)
         if item is None:
@@ -277,8 +290,11 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             raise Empty()
         # DELIVER checked that this is JSON with properties and a delivery tag.
         payload = json.loads(as_text(item))
+        tag = payload["properties"]["delivery_tag"]
         if queue not in self._no_ack_queues:
-            self.recorded_tags.add(payload["properties"]["delivery_tag"])
+            self.recorded_tags.add(tag)
+        if started and int(started[0]) >= 0:
+            record_started_on_delivery(tag, int(started[0]))
         try:
             self.connection._deliver(payload, queue)
         except MalformedMessageError as exc:
@@ -298,60 +314,6 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 [keys.DEAD_LETTERS_KEY, self.unacked_key, self.unacked_index_key],
                 [json.dumps(payload), tag, reason, DEAD_LETTERS_KEEP],
             )
-
-    def _do_restore_message(
-        self, payload: Any, exchange: str, routing_key: str, pipe: Any, leftmost: bool = False
-    ) -> None:
-        super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
-        # Same transaction as the requeue: wake an idle worker for it.
-        for queue in self._lookup(exchange, routing_key):
-            pipe.lpush(keys.ready_key(queue), "1")
-
-    def _purge(self, queue: str) -> int:
-        """Purge as ``JobQueue.drain`` does, so the waiting jobs' records go with their
-        messages (kombu's purge would leave them waiting for ever); returns the number
-        of messages taken off, as kombu's does."""
-        lists = [self._q_for_pri(queue, level) for level in self.priority_steps]
-        limits = Limits.from_settings(get_settings())
-        with self.conn_or_acquire() as client:
-            _jobs, messages = run(client, drain(queue, lists, limits, delayed=False))
-        return messages
-
-    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        headers = message.get("headers") or {}
-        if "task" not in headers or "id" not in headers:
-            batch = kwargs.get("_publish_batch")
-            super()._put(queue, message, **kwargs)
-            if batch is not None:
-                batch.add("lpush", keys.ready_key(queue), "1")
-            else:
-                with self.conn_or_acquire() as client:
-                    client.lpush(keys.ready_key(queue), "1")
-            return
-        capture = current_capture()
-        if capture is not None:
-            capture.task = (queue, message)
-            return
-        level = self._get_message_priority(message, reverse=False)
-        call = enqueue_call(
-            queue,
-            message,
-            kombu_redis.dumps(message),
-            self._q_for_pri(queue, level),
-            get_settings().events_max_len,
-        )
-        with self.conn_or_acquire() as client:
-            if not run(client, one(call, int)):
-                log.info("job %s already exists; not enqueued again", headers["id"])
-
-    def _put_fanout(
-        self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
-    ) -> None:
-        capture = current_capture()
-        if capture is None:
-            super()._put_fanout(exchange, message, routing_key, **kwargs)
-            return
-        capture.event = (self._get_publish_topics(exchange, routing_key), message)
 
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]
