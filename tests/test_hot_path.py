@@ -13,9 +13,7 @@ import base64
 import json
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import kombu
@@ -23,58 +21,16 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, app, keys
-from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.qos import CarriedAcks
 from csgoflip_jobs.engine.celery_ext.transport import Transport
-from tests.support.polling import wait_until
+from tests.support.hot_path import commands_for_jobs
+from tests.support.polling import wait_for_state, wait_until
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
 JOBS = 200
 WORKER_EVENTS = ("task-received", "task-started", "task-succeeded")
-
-
-@contextmanager
-def monitored(redis_url: str) -> Iterator[list[str]]:
-    """The commands clients send the test database while the block runs (scripts'
-    own calls left out)."""
-    watcher = redis.Redis.from_url(redis_url)
-    db = int(watcher.connection_pool.connection_kwargs.get("db", 0))
-    seen: list[str] = []
-    ready = threading.Event()
-
-    def watch() -> None:
-        with watcher.monitor() as monitor:
-            ready.set()
-            while (command := monitor.next_command())["command"] != "PING monitor-stop":
-                if command.get("client_type") != "lua" and int(command.get("db", -1)) == db:
-                    seen.append(str(command["command"]))
-
-    reader = threading.Thread(target=watch, daemon=True)
-    reader.start()
-    assert ready.wait(10)
-    try:
-        yield seen
-    finally:
-        redis.Redis.from_url(redis_url).execute_command("PING", "monitor-stop")
-        reader.join(30)
-
-
-def kinds(commands: list[str]) -> Counter[str]:
-    """The commands by what they do for a job."""
-    names = {scripts.DELIVER.sha: "DELIVER", scripts.START.sha: "START",
-             scripts.FINISH.sha: "FINISH"}  # fmt: skip
-    counted: Counter[str] = Counter()
-    for command in commands:
-        words = command.split()
-        if words[0] == "EVALSHA" and words[1] in names:
-            counted[names[words[1]]] += 1
-        elif words[0] == "PUBLISH" and "celeryev/task" in words[1]:
-            counted["task events"] += 1
-        elif words[0] == "MULTI" or (words[0] in ("ZREM", "HDEL") and "unacked" in words[1]):
-            counted["acks"] += 1
-    return counted
 
 
 def test_a_busy_worker_sends_three_commands_per_job_and_leaves_nothing_unacked(
@@ -85,13 +41,7 @@ def test_a_busy_worker_sends_three_commands_per_job_and_leaves_nothing_unacked(
 ) -> None:
     queue = JobQueue("notification")
     workers(queues="notification", concurrency=2)
-    queue.add("test-record", {"n": -1})  # the worker is up and its scripts loaded
-    wait_until(lambda: len(runs()) == 1 and queue.get_job_counts()["completed"] == 1, 20)
-    with monitored(redis_url) as commands:
-        queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(JOBS)])
-        wait_until(lambda: queue.get_job_counts()["active"] == 0 and len(runs()) == JOBS + 1, 60)
-        wait_until(lambda: redis_client.hlen(keys.KOMBU_UNACKED_KEY) == 0, 5)
-    counted = kinds(commands)
+    counted, _ids = commands_for_jobs(queue, runs, redis_url, JOBS)
     assert counted["START"] == JOBS and counted["FINISH"] == JOBS, counted
     # One DELIVER per job, plus a few that found the queue empty (idle, or carrying acks).
     assert JOBS <= counted["DELIVER"] <= JOBS + 10, counted
@@ -141,6 +91,30 @@ def test_an_event_receiver_gets_every_task_event_of_every_job(
     for job_id in ids:
         mine = [e for e in events if e.get("uuid") == job_id]
         assert len(mine) == 4 and [e["type"] for e in mine][1:] == list(WORKER_EVENTS)
+
+
+def test_the_first_delivery_of_a_deferred_job_coming_back_is_skipped(
+    workers: Callable[..., WorkerProcess],
+    runs: Callable[[], list[dict[str, Any]]],
+    redis_client: redis.Redis,
+) -> None:
+    """A deferred job's first delivery ends without an outcome: its ack rides on the
+    next DELIVER. Should it come back anyway (its worker died with the ack carried),
+    the job, now waiting in the delayed set as a new message of the same try, must
+    not run twice: the delivery's tag is no longer the job's."""
+    queue = JobQueue("notification")
+    job_id = queue.add("test-defer-once", {"delay_ms": 3000})
+    first = redis_client.lindex("notification", 0)
+    assert first is not None
+    worker = workers(queues="notification", concurrency=1)
+    wait_until(lambda: queue.get_job(job_id).state == "delayed", 10)  # type: ignore[union-attr]
+    redis_client.lpush("notification", first)
+    redis_client.lpush(keys.ready_key("notification"), "1")
+    wait_until(lambda: "was delivered again after it finished" in worker.log(), 10)
+    assert runs() == [] and queue.get_job(job_id).state == "delayed"  # type: ignore[union-attr]
+    wait_for_state(queue, job_id, "completed", 15)
+    assert len(runs()) == 1
+    wait_until(lambda: redis_client.hlen(keys.KOMBU_UNACKED_KEY) == 0, 5)
 
 
 def test_a_job_added_again_sends_no_second_task_sent_event(redis_client: redis.Redis) -> None:

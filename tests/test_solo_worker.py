@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobQueue, QueueEvents, keys
+from tests.support.hot_path import commands_for_jobs
 from tests.support.polling import wait_for_state, wait_until
 from tests.support.workers import WorkerProcess
-from tests.test_hot_path import kinds, monitored
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +32,7 @@ def test_a_solo_worker_sends_no_start_and_records_every_try_as_started(
 ) -> None:
     queue = JobQueue("notification")
     workers(queues="notification", concurrency=1, pool="solo")
-    queue.add("test-record", {"n": -1})  # the worker is up
-    wait_until(lambda: len(runs()) == 1, 20)
-    with monitored(redis_url) as commands:
-        ids = queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(JOBS)])
-        wait_until(lambda: queue.get_job_counts()["completed"] == JOBS, 30)
-        wait_until(lambda: redis_client.hlen(keys.KOMBU_UNACKED_KEY) == 0, 5)
-    counted = kinds(commands)
+    counted, ids = commands_for_jobs(queue, runs, redis_url, JOBS)
     assert counted["START"] == 0 and counted["FINISH"] == JOBS, counted
     assert JOBS <= counted["DELIVER"] <= JOBS + 10, counted
     assert len(runs()) == JOBS + 1

@@ -130,6 +130,20 @@ def fail_while_flagged(self: Any, **data: Any) -> str:
     return "ok"
 
 
+DEFER_FLAG_KEY = "test:deferred"
+"""Set by ``test-defer-once`` when it deferred its job."""
+
+
+@app.task(name="test-defer-once", bind=True)
+def defer_once(self: Any, delay_ms: int = 1000) -> str:
+    """Defer the job once by ``delay_ms`` (the same try, as a new message), then record
+    the run and succeed."""
+    if broker_client().set(DEFER_FLAG_KEY, 1, nx=True):
+        self.defer(delay_ms)
+    _record(self)
+    return "ok"
+
+
 @app.task(name="test-record-file", bind=True)
 def record_file(self: Any, n: int, log: str) -> int:
     """Append the run to the file ``log`` (one JSON line: job id, ``n``, time, pid): a
