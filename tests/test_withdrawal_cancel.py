@@ -59,12 +59,14 @@ def test_a_withdrawal_cancelled_during_its_delay_is_refunded_once_and_never_paid
 def test_cancel_racing_the_payout_ends_cancelled_or_paid_never_both_never_neither(
     service: PaymentService, database_url: str, workers: Callable[..., WorkerProcess]
 ) -> None:
-    user_id = funded_user(service, 100 * RACES)
-    ids = [service.request_withdrawal(user_id, 100) for _ in range(RACES)]
     queue = JobQueue("payment")
     env = {"DATABASE_URL": database_url}
+    # Workers first: started after the withdrawals, two of them could take longer than
+    # a withdrawal's delay on a loaded machine, and a job already due cannot be promoted.
     workers(name="race1", env=env, concurrency=2)
     workers(name="race2", env=env, concurrency=2)
+    user_id = funded_user(service, 100 * RACES)
+    ids = [service.request_withdrawal(user_id, 100) for _ in range(RACES)]
     for withdrawal_id in ids:
         assert queue.promote(f"withdrawal:{withdrawal_id}")  # due now
     cancelled: dict[int, bool] = {}
