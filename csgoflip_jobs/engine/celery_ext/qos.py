@@ -52,7 +52,7 @@ class CarriedAcks:
     again, and a redelivered job whose try already finished is skipped unrun (START
     sees it finished, moved on or gone). A job's own outcome drops its entry at once
     in FINISH; what rides here is Celery's ack after that, and the acks of deliveries
-    that end without an outcome (skipped, or a message that is no job).
+    that end without an outcome (skipped, deferred, or a message that is no job).
     """
 
     def __init__(self) -> None:
