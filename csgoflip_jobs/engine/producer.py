@@ -106,7 +106,7 @@ def send_checked(
     if templates.missing(queue, wanted):
         yield Offload(lambda: templates.build(queue, wanted))
     ids: list[str] = []
-    calls: list[Command | ScriptCall] = []
+    calls: list[ScriptCall] = []
     for name, data, data_json, opts in checked:
         job_id = opts.job_id or uuid()
         template = templates.get(queue, name, opts.priority_level)

@@ -1,4 +1,5 @@
--- (lib/dead_letter.lua, lib/events.lua and lib/start_try.lua are prepended.)
+-- (lib/dead_letter.lua, lib/events.lua, lib/start_try.lua and lib/unacked.lua are
+-- prepended.)
 -- Takes the next message of the queues a worker consumes and records it as
 -- unacked in the same atomic step, so neither a worker crash nor a Redis
 -- restart between the pop and the bookkeeping can lose it (kombu's own
@@ -25,8 +26,7 @@
 local n = tonumber(ARGV[1])
 local first_flag = 10
 for i = first_flag + n, #ARGV do
-  redis.call('ZREM', KEYS[2], ARGV[i])
-  redis.call('HDEL', KEYS[1], ARGV[i])
+  drop_unacked(KEYS[1], KEYS[2], ARGV[i])
 end
 local first_list = 4 + 4 * n
 local paused = {}

@@ -48,9 +48,7 @@ else
   redis.call('LPUSH', ready, '1')
   emit(events, maxlen, 'waiting', id)
 end
-if ARGV[7] ~= '' then
-  for i = 9, 8 + channels do
-    redis.call('PUBLISH', ARGV[i], ARGV[7])
-  end
+for i = 9, 8 + channels do
+  redis.call('PUBLISH', ARGV[i], ARGV[7])
 end
 return 1

@@ -1,4 +1,4 @@
--- (lib/events.lua is prepended.)
+-- (lib/events.lua and lib/unacked.lua are prepended.)
 -- Stores a finished try's outcome: Celery's result, the job's record, its event and
 -- the queue's per-minute metrics, then trims the finished set to the newest N,
 -- deleting the records, results and logs of what it trims.
@@ -17,8 +17,7 @@
 local job, active, finished, result_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local outcome, meta, id = ARGV[1], ARGV[2], ARGV[3]
 if ARGV[13] ~= '' then
-  redis.call('ZREM', KEYS[9], ARGV[13])
-  redis.call('HDEL', KEYS[8], ARGV[13])
+  drop_unacked(KEYS[8], KEYS[9], ARGV[13])
 end
 local state = redis.call('HGET', job, 'state')
 if not state or state == 'completed' or state == 'failed' then
