@@ -31,6 +31,7 @@ import click
 import redis
 
 from csgoflip_jobs.helpers.connection import redacted_url
+from csgoflip_jobs.ops.demo import run_demo
 from csgoflip_jobs.payments.database import migrate
 from csgoflip_jobs.settings import get_settings
 
@@ -45,7 +46,6 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 FLOWER_PORT = 5555
 GATEWAY_PORT = 8765
 WEBAPP_PORT = 8000
-DEMO_NOTIFICATIONS = 20
 PROMISED_POLICY = "noeviction"
 """The maxmemory-policy of a queue Redis: a full Redis refuses jobs rather than dropping them."""
 
@@ -298,40 +298,6 @@ def report_redis(url: str, started_here: bool) -> None:
             f"start its own in {STATE_DIR / 'redis'}, or choose one with --redis-url.",
             err=True,
         )
-
-
-def run_demo(gateway_url: str) -> None:
-    """A short workload: a deposit, live notifications, a withdrawal; progress shown."""
-    from csgoflip_jobs.engine.job_queue import JobQueue
-    from csgoflip_jobs.helpers.sessions import SessionService
-    from csgoflip_jobs.payments.service import PaymentService
-
-    payments = PaymentService()
-    user_id = payments.create_user()
-    payments.schedule_deposit_processing(payments.create_deposit(user_id, 10_000))
-    session = SessionService().create(user_id, {"demo": True})
-    click.echo(f"  Demo:     {gateway_url}/demo?session={session.id}")
-    notifications = JobQueue("notification")
-    with click.progressbar(range(DEMO_NOTIFICATIONS), label="demo: notifications") as bar:
-        for n in bar:
-            notifications.add(
-                "send-notification",
-                {"user_id": user_id, "type": "case-opened", "payload": {"case": n + 1}},
-            )
-            time.sleep(0.25)
-    deadline = time.monotonic() + 30
-    while payments.get_balance(user_id) == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    withdrawal_id = payments.request_withdrawal(user_id, 2_500)
-    click.echo(f"demo: deposit credited; withdrawal {withdrawal_id} runs in 5 s (priority 1)")
-    while payments.get_withdrawal(withdrawal_id).status == "pending" and (
-        time.monotonic() < deadline + 15
-    ):
-        time.sleep(0.5)
-    click.echo(
-        f"demo: withdrawal {withdrawal_id} {payments.get_withdrawal(withdrawal_id).status}"
-        f"; balance {payments.get_balance(user_id)}; `csgoflip-jobs counts` for the rest"
-    )
 
 
 def _answers(url: str) -> bool:
