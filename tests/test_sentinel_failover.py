@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from csgoflip_jobs import keys
 from csgoflip_jobs.helpers.connection import make_client
 from csgoflip_jobs.helpers.rate_limit import RateLimitService
 from csgoflip_jobs.helpers.sessions import SessionService
@@ -51,6 +52,8 @@ RATE = 40
 that: the third kill comes some 33 s in, and the run must still be adding then."""
 KILL_AFTER = (200, 500, 800)
 """Accepted jobs before each kill (each also waits for the previous master to rejoin)."""
+UNFINISHED_STATES = (b"waiting", b"active", b"delayed")
+"""Job record states of a job that will still run."""
 ACK_TIMEOUT_MS = 500
 RECOVERY_BOUND_S = 30.0
 
@@ -83,6 +86,8 @@ class Outcome:
     accepted: set[int] = field(default_factory=set)
     runs: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    ended: str = ""
+    """Why and when the wait for the last runs ended."""
 
     @property
     def lost(self) -> list[int]:
@@ -239,8 +244,10 @@ def run_failovers(
 
 
 def wait_for_the_end(group: SentinelGroup, journal: Path, runs: Path, outcome: Outcome) -> None:
-    """Until every accepted job ran, or nothing is left to run (no job waiting, held or
-    unacked) and no run came for 5 s: a lost job never runs."""
+    """Until every accepted job ran, or nothing is left to run and no run came for 5 s:
+    a lost job never runs. Left to run: a message on the queue or unacked, or a job not
+    yet run whose record still reads unfinished (its message can be out of sight for a
+    while, e.g. in a worker's prefetch buffer after a reconnect, and it runs later)."""
     events = read_journal(journal)
     outcome.accepted = {n for e in events if "accepted" in e for n in e["accepted"]}
     outcome.errors = Counter(e["error"] for e in events if "error" in e)
@@ -257,10 +264,46 @@ def wait_for_the_end(group: SentinelGroup, journal: Path, runs: Path, outcome: O
         if len(records) != seen:
             seen, quiet_since = len(records), time.monotonic()
         master = group.node(group.master_port())
+        unfinished = [
+            n
+            for n in outcome.lost
+            if master.hget(keys.job_key(f"ha-{n}"), "state") in UNFINISHED_STATES
+        ]
         idle = master.hlen("unacked") == 0 and master.llen("notification") == 0
-        if idle and time.monotonic() - quiet_since > 5:
+        if idle and not unfinished and time.monotonic() - quiet_since > 5:
+            outcome.ended = f"idle at {time.time():.3f}"
             return
         time.sleep(0.5)
+    outcome.ended = f"deadline at {time.time():.3f}"
+
+
+def describe_lost(group: SentinelGroup, lost: list[int], runs: Path) -> str:
+    """Where each lost job is, read from the master: its record, its events, and the
+    lengths of every list and of the unacked hash; and whether it has run since."""
+    ran_since = sorted({r["n"] for r in read_runs(runs)} & set(lost))
+    master = group.node(group.master_port())
+    events: list[tuple[bytes, dict[bytes, bytes]]] = master.xrange(  # type: ignore[assignment]
+        keys.events_key("notification")
+    )
+    lines = []
+    for n in lost[:5]:
+        job_id = f"ha-{n}"
+        record: dict[bytes, bytes] = master.hgetall(keys.job_key(job_id))  # type: ignore[assignment]
+        shown = {k.decode(): v.decode(errors="replace")[:200] for k, v in record.items()}
+        history = [
+            {k.decode(): v.decode(errors="replace")[:80] for k, v in fields.items()}
+            for _id, fields in events
+            if fields.get(b"job_id") == job_id.encode()
+        ]
+        lines.append(f"{job_id}: record {shown}; events {history}")
+    lists = {
+        repr(key): master.llen(key)
+        for key in master.scan_iter(count=1000)
+        if master.type(key) == b"list"
+    }
+    lines.append(f"lists {lists}; unacked {master.hlen(keys.KOMBU_UNACKED_KEY)}")
+    lines.append(f"now {time.time():.3f}; ran since the count: {ran_since}")
+    return "\n".join(lines)
 
 
 def report(mode: str, outcome: Outcome, failovers: list[Failover]) -> None:
@@ -299,7 +342,9 @@ def test_durable_enqueue_loses_no_accepted_job_over_three_failovers(
     outcome, failovers = run_failovers(group, workers, point_here, tmp_path, replicas_ack=1)
     report("REDIS_MIN_REPLICAS_ACK=1", outcome, failovers)
     assert len(outcome.accepted) == JOBS
-    assert outcome.lost == []
+    assert outcome.lost == [], (
+        f"{outcome.ended}\n{describe_lost(group, outcome.lost, tmp_path / 'runs.jsonl')}"
+    )
     assert_recovered(failovers)
     # With no replica until the killed master rejoined, adds were refused as not
     # replicated, and made again.
