@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers.connection import make_client
@@ -264,17 +265,20 @@ def wait_for_the_end(group: SentinelGroup, journal: Path, runs: Path, outcome: O
         if len(records) != seen:
             seen, quiet_since = len(records), time.monotonic()
         master = group.node(group.master_port())
-        unfinished = [
-            n
-            for n in outcome.lost
-            if master.hget(keys.job_key(f"ha-{n}"), "state") in UNFINISHED_STATES
-        ]
         idle = master.hlen("unacked") == 0 and master.llen("notification") == 0
-        if idle and not unfinished and time.monotonic() - quiet_since > 5:
+        if idle and time.monotonic() - quiet_since > 5 and not still_to_run(master, outcome):
             outcome.ended = f"idle at {time.time():.3f}"
             return
         time.sleep(0.5)
     outcome.ended = f"deadline at {time.time():.3f}"
+
+
+def still_to_run(master: redis.Redis, outcome: Outcome) -> bool:
+    """True while an accepted job that has not run yet reads unfinished on ``master``
+    (read only once the queue looks idle: by then few jobs are left unrun)."""
+    return any(
+        master.hget(keys.job_key(f"ha-{n}"), "state") in UNFINISHED_STATES for n in outcome.lost
+    )
 
 
 def describe_lost(group: SentinelGroup, lost: list[int], runs: Path) -> str:
