@@ -76,8 +76,16 @@ def test_processing_pays_once_however_often_it_runs(service: PaymentService) -> 
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda s, u: s.request_withdrawal(u, 0), PaymentError, "minor units >= 1, not 0"),
-        (lambda s, u: s.request_withdrawal(u, -5), PaymentError, "minor units >= 1, not -5"),
+        (
+            lambda s, u: s.request_withdrawal(u, 0),
+            PaymentError,
+            "minor units from 1 to 9223372036854775807, not 0",
+        ),
+        (
+            lambda s, u: s.request_withdrawal(u, -5),
+            PaymentError,
+            "minor units from 1 to 9223372036854775807, not -5",
+        ),
         (
             lambda s, u: s.request_withdrawal(u, 10.5),
             PaymentError,
@@ -85,11 +93,27 @@ def test_processing_pays_once_however_often_it_runs(service: PaymentService) -> 
         ),
         (lambda s, u: s.request_withdrawal(u, 1_001), InsufficientFundsError, "cannot withdraw"),
         (lambda s, u: s.request_withdrawal(99_999, 5), PaymentError, "unknown user 99999"),
-        (lambda s, u: s.request_withdrawal("7", 5), PaymentError, "must be a whole number >= 1"),
-        (lambda s, u: s.request_withdrawal(True, 5), PaymentError, "must be a whole number >= 1"),
-        (lambda s, u: s.create_deposit(u, 0), PaymentError, "minor units >= 1, not 0"),
+        (
+            lambda s, u: s.request_withdrawal("7", 5),
+            PaymentError,
+            "must be a whole number from 1 to 2147483647",
+        ),
+        (
+            lambda s, u: s.request_withdrawal(True, 5),
+            PaymentError,
+            "must be a whole number from 1 to 2147483647",
+        ),
+        (
+            lambda s, u: s.create_deposit(u, 0),
+            PaymentError,
+            "minor units from 1 to 9223372036854775807, not 0",
+        ),
         (lambda s, u: s.confirm_deposit(12_345), PaymentError, "unknown deposit"),
-        (lambda s, u: s.process_withdrawal(-1), PaymentError, "must be a whole number >= 1"),
+        (
+            lambda s, u: s.process_withdrawal(-1),
+            PaymentError,
+            "must be a whole number from 1 to 2147483647",
+        ),
         (lambda s, u: s.process_withdrawal(424_242), PaymentError, "unknown withdrawal"),
     ],
 )
@@ -193,7 +217,7 @@ def test_a_job_with_bad_data_fails_once_with_its_reason(
     malformed = queue.add("process-deposit", {"deposit_id": "abc"})
     for job_id, reason in (
         (unknown, "unknown withdrawal 777"),
-        (malformed, "deposit_id must be a whole number >= 1"),
+        (malformed, "deposit_id must be a whole number from 1 to 2147483647"),
     ):
         job = wait_for_state(queue, job_id, "failed", 10)
         assert job.attempts_made == 1

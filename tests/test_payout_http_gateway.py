@@ -2,73 +2,29 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from csgoflip_jobs.payments.errors import (
+    PayoutNotSentError,
     PayoutTimeoutError,
     PermanentPayoutError,
     TransientPayoutError,
 )
 from csgoflip_jobs.payments.gateways import HttpGateway, PayoutRequest
-
-
-class Provider(ThreadingHTTPServer):
-    """A payment provider that dedupes by Idempotency-Key and answers as scripted."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ProviderHandler)
-        self.answers: list[int] = []  # status codes to answer next; then 201
-        self.payouts: dict[str, dict[str, Any]] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.delay_s = 0.0
-
-
-class ProviderHandler(BaseHTTPRequestHandler):
-    server: Provider
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        key = self.headers["Idempotency-Key"]
-        self.server.requests.append({"key": key, **body})
-        if self.server.delay_s:
-            threading.Event().wait(self.server.delay_s)
-        status = self.server.answers.pop(0) if self.server.answers else 201
-        if status == 201:
-            payout = self.server.payouts.setdefault(key, {"id": f"po_{len(self.server.payouts)}"})
-            self._send(201, payout)
-        else:
-            self._send(status, {"error": "scripted"})
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+from tests.support.payout_provider import Provider, running_provider
 
 
 @pytest.fixture
 def provider() -> Iterator[Provider]:
-    server = Provider()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running_provider() as server:
+        yield server
 
 
 def gateway_for(provider: Provider, timeout_s: float = 2.0) -> HttpGateway:
-    return HttpGateway(f"http://127.0.0.1:{provider.server_address[1]}/payouts", timeout_s)
+    return HttpGateway(provider.url, timeout_s)
 
 
 REQUEST = PayoutRequest("withdrawal:42", user_id=7, amount_minor=1_500)
@@ -108,11 +64,11 @@ def test_a_timeout_is_transient_and_marked_uncertain(provider: Provider) -> None
         gateway_for(provider, timeout_s=0.2).payout(REQUEST)
 
 
-def test_an_unreachable_provider_is_transient() -> None:
+def test_an_unreachable_provider_is_a_payout_not_sent() -> None:
     from tests.support.redis_servers import free_port
 
     gateway = HttpGateway(f"http://127.0.0.1:{free_port()}/payouts", 1.0)
-    with pytest.raises(TransientPayoutError, match="unreachable"):
+    with pytest.raises(PayoutNotSentError, match="unreachable"):
         gateway.payout(REQUEST)
 
 

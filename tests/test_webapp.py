@@ -65,7 +65,8 @@ def test_the_app_over_http(webapp: str) -> None:
         assert client.post("/api/deposits", json={"amount": 10_000}).status_code == 200
         wait_until(lambda: client.get("/api/me").json()["balance"] == 10_000, 20)
         bad = client.post("/api/withdrawals", json={"amount": -5})
-        assert bad.status_code == 400 and "whole number of minor units >= 1" in bad.json()["error"]
+        assert bad.status_code == 400
+        assert "whole number of minor units from 1 to" in bad.json()["error"]
         too_much = client.post("/api/withdrawals", json={"amount": 99_999})
         assert too_much.status_code == 400 and "cannot withdraw" in too_much.json()["error"]
         unknown = client.post("/api/withdrawals/424242/cancel")

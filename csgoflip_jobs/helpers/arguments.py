@@ -23,15 +23,29 @@ def whole_number(
     value: object,
     *,
     minimum: int = 1,
+    maximum: int | None = None,
     unit: str = "",
     error: type[ValueError] = ValueError,
 ) -> int:
-    """``value`` when it is an int (not a bool) of at least ``minimum``; otherwise raise
-    ``error`` saying so, e.g. "amount must be a whole number of minor units >= 1"."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``value`` when it is an int (not a bool) from ``minimum`` to ``maximum``; otherwise
+    raise ``error`` saying so, e.g. "amount must be a whole number of minor units from 1
+    to 9223372036854775807"."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
         of = f" of {unit}" if unit else ""
-        raise error(f"{name} must be a whole number{of} >= {minimum}, not {value!r}")
+        bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise error(f"{name} must be a whole number{of} {bounds}, not {_short(value)}")
     return value
+
+
+def _short(value: object) -> str:
+    """The value's repr, cut: a 10,000-digit number must not fill a log line."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a huge number"
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def require_positive(name: str, value: object) -> int:

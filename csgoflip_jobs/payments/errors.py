@@ -22,7 +22,14 @@ class PayoutError(CsgoflipJobsError):
 
 
 class TransientPayoutError(PayoutError):
-    """The gateway may succeed later (5xx, timeout, connection error); retry."""
+    """No payout confirmed this time; trying again with the same idempotency key is safe.
+    Whether money moved is unknown (the last try leaves the withdrawal uncertain) unless
+    it is a :class:`PayoutNotSentError`."""
+
+
+class PayoutNotSentError(TransientPayoutError):
+    """The request never reached the gateway (no connection, or the sandbox's outage):
+    nothing was paid, so the last try may return the funds."""
 
 
 class PayoutTimeoutError(TransientPayoutError):
@@ -30,4 +37,5 @@ class PayoutTimeoutError(TransientPayoutError):
 
 
 class PermanentPayoutError(PayoutError):
-    """The gateway refused the payout for good (4xx); do not retry."""
+    """The gateway refused the payout and made none (its documented refusals); do not
+    retry: the funds go back."""

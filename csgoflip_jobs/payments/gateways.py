@@ -6,12 +6,25 @@ what makes a redelivered or duplicated withdrawal job safe.
 
 * ``sandbox`` (default) records each payout in its own table, with optional
   failure injection and delays (``SandboxGateway.set_plan``) for demos and tests.
-* ``http`` POSTs to PAYOUT_URL with an ``Idempotency-Key`` header: 2xx is paid,
-  4xx is refused for good, 5xx, timeouts and connection errors may be retried.
+* ``http`` POSTs to PAYOUT_URL with an ``Idempotency-Key`` header. Once the request
+  may have reached the provider, only an explicit refusal means no money moved:
+
+  ========================================  ===========================================
+  provider's answer                         outcome
+  ========================================  ===========================================
+  2xx, whatever the body                    paid (reference: the body's ``id`` if any)
+  400, 401, 402, 403, 404, 422              refused: nothing paid, funds returned
+  no connection (refused, DNS, connect      not sent: retried; the last try returns
+  timeout)                                  the funds
+  any other status (3xx, 408, 409, 429,     unknown: retried with the same key; the
+  5xx), no answer in time, a dropped        last try leaves the withdrawal uncertain
+  connection, an unreadable answer          for an operator, never refunded
+  ========================================  ===========================================
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,12 +35,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from csgoflip_jobs.payments.errors import (
+    PayoutNotSentError,
     PayoutTimeoutError,
     PermanentPayoutError,
     TransientPayoutError,
 )
 from csgoflip_jobs.payments.models import SandboxPayout, SandboxPlan
 from csgoflip_jobs.settings import get_settings
+
+REFUSAL_STATUSES = frozenset({400, 401, 402, 403, 404, 422})
+"""The provider's answers that refuse a payout without making it (the request was
+rejected before any money moved)."""
+
+UNKNOWN_REFERENCE = "unknown"
+"""The reference recorded for a payout the provider accepted without naming it."""
+
+REFERENCE_MAX_CHARS = 128
+"""Longest payout reference kept (the column's size)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,7 +147,7 @@ class SandboxGateway:
             return delay_ms
         if permanent:
             raise PermanentPayoutError(f"sandbox refused the payout of user {user_id}")
-        raise TransientPayoutError(f"sandbox outage for the payout of user {user_id}")
+        raise PayoutNotSentError(f"sandbox outage for the payout of user {user_id}")
 
     @staticmethod
     def _find(session: Session, key: str) -> str | None:
@@ -141,7 +167,8 @@ class HttpGateway:
         self._client = client or httpx.Client(timeout=timeout_s)
 
     def payout(self, request: PayoutRequest) -> str:
-        """POST the payout; the provider dedupes by the Idempotency-Key header."""
+        """POST the payout; the provider dedupes by the Idempotency-Key header. Which
+        answer means what: the module's table."""
         body = {
             "user_id": request.user_id,
             "amount_minor": request.amount_minor,
@@ -151,17 +178,42 @@ class HttpGateway:
             response = self._client.post(
                 self._url, json=body, headers={"Idempotency-Key": request.idempotency_key}
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made: no byte of the request left this process.
+            raise PayoutNotSentError(f"payout gateway unreachable: {exc!r}") from exc
         except httpx.TimeoutException as exc:
-            raise PayoutTimeoutError(f"payout gateway did not answer in time: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise TransientPayoutError(f"payout gateway unreachable: {exc}") from exc
-        if response.status_code >= 500:
-            raise TransientPayoutError(f"payout gateway error {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentPayoutError(
-                f"payout refused ({response.status_code}): {response.text[:200]}"
-            )
-        return str(response.json().get("id", ""))
+            raise PayoutTimeoutError(f"payout gateway did not answer in time: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            # Sent, at least in part, and no whole answer: the provider may have paid.
+            raise TransientPayoutError(f"payout gateway answer lost: {exc!r}") from exc
+        return _outcome(response)
+
+
+def _outcome(response: httpx.Response) -> str:
+    """The payout's reference for a 2xx; raise for any other answer (see the table)."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return _reference(response)
+    if status in REFUSAL_STATUSES:
+        raise PermanentPayoutError(f"payout refused ({status}): {response.text[:200]!r}")
+    # A redirect, a conflict, a rate limit or a server error says nothing certain about
+    # the payout: retrying with the same key is safe, refunding is not.
+    raise TransientPayoutError(f"payout gateway answered {status}: outcome unknown")
+
+
+def _reference(response: httpx.Response) -> str:
+    """The body's ``id`` when the body is a JSON object that has one. A 2xx is a payout
+    made whatever its body says, so an empty or unreadable body is still paid."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    found = payload.get("id") if isinstance(payload, dict) else None
+    if isinstance(found, str | int) and not isinstance(found, bool) and str(found):
+        return str(found)[:REFERENCE_MAX_CHARS]
+    log.warning("payout gateway answered %s without a payout id; recorded as %r",
+                response.status_code, UNKNOWN_REFERENCE)  # fmt: skip
+    return UNKNOWN_REFERENCE
 
 
 def default_gateway(sessions: sessionmaker[Session]) -> PayoutGateway:

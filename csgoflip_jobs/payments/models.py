@@ -27,6 +27,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+MAX_MINOR_UNITS = 2**63 - 1
+"""Largest amount or balance: BIGINT's maximum (minor units)."""
+
+MAX_ID = 2**31 - 1
+"""Largest id of a user, deposit or withdrawal: the INTEGER primary keys' maximum."""
+
 
 class Base(DeclarativeBase):
     """Declarative base of the payment tables."""

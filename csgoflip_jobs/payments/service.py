@@ -14,9 +14,10 @@ How money stays right (the fenced writes are :mod:`csgoflip_jobs.payments.ledger
   lock, ``pending`` to ``cancelled`` with a ``refund`` entry. A cancel and a payout
   racing each other end as one of the two: the payout only starts from
   ``pending`` and the refund only from ``pending``, each under the lock.
-* When the tries run out or the gateway refuses, the withdrawal is ``failed`` and
-  the funds return through a ``refund``. A final timeout, or a job whose worker
-  died too often, is different: the payout may have happened, so the withdrawal
+* Funds return (``failed``, a ``refund`` entry) only when no money can have left:
+  the provider refused the payout, or the last try's request never reached it.
+  Every other last-try failure (a timeout, an unclear answer, a bug once the request
+  may have left, a job whose worker died too often) may have paid, so the withdrawal
   becomes ``uncertain`` and keeps its reservation for an operator (``reconcile``).
 """
 
@@ -39,7 +40,7 @@ from csgoflip_jobs.payments.database import session_factory
 from csgoflip_jobs.payments.errors import (
     InsufficientFundsError,
     PaymentError,
-    PayoutTimeoutError,
+    PayoutNotSentError,
     PermanentPayoutError,
 )
 from csgoflip_jobs.payments.gateways import PayoutGateway, PayoutRequest, default_gateway
@@ -282,8 +283,11 @@ class PaymentService:
     def process_withdrawal(self, withdrawal_id: int, *, final_try: bool = True) -> str:
         """Pay a withdrawal once; returns its status afterwards.
 
-        Raises TransientPayoutError to be retried (after failing the withdrawal
-        when ``final_try``) and PermanentPayoutError after failing it.
+        A refusal (PermanentPayoutError) fails it and returns the funds. Any other error
+        is raised to be retried; on the ``final_try`` it fails the withdrawal with a
+        refund only when the request never reached the provider (PayoutNotSentError),
+        and otherwise leaves it ``uncertain`` with its funds reserved (the provider may
+        have paid).
         """
         withdrawal_id = require_id("withdrawal_id", withdrawal_id)
         lock = keys.withdrawal_lock(withdrawal_id)
@@ -300,15 +304,19 @@ class PaymentService:
             try:
                 reference = self.gateway.payout(request)
             except PermanentPayoutError as exc:
+                # The provider refused it and paid nothing: the funds go back.
                 self._refund(signal, withdrawal, "failed", str(exc))
                 raise
-            except PayoutTimeoutError as exc:
-                if final_try:
-                    self._mark_uncertain(signal, withdrawal_id, str(exc))
-                raise
-            except Exception as exc:
+            except PayoutNotSentError as exc:
+                # The request never reached the provider: refunding cannot pay twice.
                 if final_try:
                     self._refund(signal, withdrawal, "failed", str(exc))
+                raise
+            except Exception as exc:
+                # Anything else (no answer, an unclear answer, a bug once the request
+                # may have left) may have paid: never refund on an ambiguous answer.
+                if final_try:
+                    self._mark_uncertain(signal, withdrawal_id, f"{type(exc).__name__}: {exc}")
                 raise
             signal.check()
             self._move(signal, withdrawal_id, PAYABLE, "completed", payout_reference=reference)
