@@ -5,10 +5,13 @@ queue lists) are named here too, so the scripts and the monitoring agree with th
 
 The web app and the Node services before it read and write these directly; they
 are part of the public contract and never change: ``session:<id>``,
-``user:<id>:sessions``, ``cache:<key>``, ``ratelimit:<key>``, the lock names
-``user:<id>:balance`` and ``withdrawal:<id>:process``, the pub/sub channels
-``notifications:user:<id>`` and ``notifications:broadcast`` (with their ``:recent``
-lists), and the job ids ``withdrawal:<id>`` and ``deposit:<id>``.
+``user:<id>:sessions``, ``cache:<key>``, ``ratelimit:<key>``, the lock resource names
+``user:<id>:balance`` and ``withdrawal:<id>:process`` (each locked under its own key,
+:func:`lock_key`, so no lock can touch a queue, session, cache or job key), the pub/sub
+channels ``notifications:user:<id>`` and ``notifications:broadcast`` (with their
+``:recent`` lists; channels are server-wide, so outside database 0 they carry a
+namespace, :func:`user_channel`), and the job ids ``withdrawal:<id>`` and
+``deposit:<id>``.
 """
 
 from __future__ import annotations
@@ -16,29 +19,58 @@ from __future__ import annotations
 PREFIX = "csgoflip"
 
 # --- job records ----------------------------------------------------------------
-JOB_KEY_PREFIX = f"{PREFIX}:job:"
-"""Hash per job: name, queue, data, opts, timestamps, state, result or error."""
+# A job id is unique within its queue (as in BullMQ): every key of a job carries its
+# queue. Celery's task ids must be unique across queues, so a job given its own id is
+# the Celery task ``<queue>:<job id>`` (:func:`task_id_for`); any other job's task id is
+# its job id.
 
 CELERY_RESULT_KEY_PREFIX = "celery-task-meta-"
 """Celery's Redis result backend stores each task's result under this prefix."""
 
-JOB_LOGS_KEY_PREFIX = f"{PREFIX}:job-logs:"
-"""List per job of the lines its task logged, oldest first (capped)."""
+
+def job_key_prefix(queue: str) -> str:
+    """What a job id is appended to for its record's key (the scripts build keys so)."""
+    return queue_key(queue, "job:")
 
 
-def job_key(job_id: str) -> str:
-    """Hash holding one job's record."""
-    return f"{JOB_KEY_PREFIX}{job_id}"
+def job_logs_key_prefix(queue: str) -> str:
+    """What a job id is appended to for its logs' key."""
+    return queue_key(queue, "job-logs:")
 
 
-def result_key(job_id: str) -> str:
-    """Celery's stored result of a job."""
-    return f"{CELERY_RESULT_KEY_PREFIX}{job_id}"
+def job_key(queue: str, job_id: str) -> str:
+    """Hash holding one job's record: name, queue, data, opts, timestamps, state, result
+    or error, and ``task_id`` when its Celery task id is not its job id."""
+    return f"{job_key_prefix(queue)}{job_id}"
 
 
-def job_logs_key(job_id: str) -> str:
-    """A job's log lines (a key of its own: job ids may contain ':')."""
-    return f"{JOB_LOGS_KEY_PREFIX}{job_id}"
+def job_logs_key(queue: str, job_id: str) -> str:
+    """List of the lines a job's task logged, oldest first (capped)."""
+    return f"{job_logs_key_prefix(queue)}{job_id}"
+
+
+def result_key(task_id: str) -> str:
+    """Celery's stored result of a task."""
+    return f"{CELERY_RESULT_KEY_PREFIX}{task_id}"
+
+
+def task_id_for(queue: str, job_id: str) -> str:
+    """The Celery task id of a job added with its own ``job_id`` on ``queue``."""
+    return f"{queue}:{job_id}"
+
+
+LEGACY_JOB_KEY_PREFIX = f"{PREFIX}:job:"
+"""Where job records were kept before job ids were per queue (``csgoflip:job:<id>``);
+``csgoflip-jobs upgrade-keys`` (and every worker at start) moves them."""
+
+LEGACY_JOB_LOGS_KEY_PREFIX = f"{PREFIX}:job-logs:"
+"""Where job logs were kept before job ids were per queue."""
+
+LAYOUT_KEY = f"{PREFIX}:layout"
+"""The version of the key layout the data is in (absent: the legacy layout, or none)."""
+
+LAYOUT_VERSION = "2"
+"""The key layout this code reads and writes: jobs per queue."""
 
 
 def queue_key(queue: str, suffix: str) -> str:
@@ -107,14 +139,19 @@ REPLICATION_BARRIER_CHANNEL = f"{PREFIX}:replication-barrier"
 write that always reaches the replicas, so WAIT also covers a job that existed already
 (its ENQUEUE wrote nothing on this connection)."""
 
+
 # --- notifications ---------------------------------------------------------------
-BROADCAST_CHANNEL = "notifications:broadcast"
-"""Pub/sub channel of site-wide events."""
+def broadcast_channel(namespace: str) -> str:
+    """Pub/sub channel of site-wide events. Channels are server-wide (databases do not
+    separate them): ``namespace`` (Settings.channel_namespace) keeps environments that
+    share a Redis server apart."""
+    return f"{namespace}notifications:broadcast"
 
 
-def user_channel(user_id: int) -> str:
-    """Pub/sub channel of one user's live events."""
-    return f"notifications:user:{user_id}"
+def user_channel(namespace: str, user_id: int) -> str:
+    """Pub/sub channel of one user's live events (``namespace`` as for
+    :func:`broadcast_channel`)."""
+    return f"{namespace}notifications:user:{user_id}"
 
 
 def user_recent_key(user_id: int) -> str:
@@ -153,12 +190,13 @@ def cache_fill_lock_key(key: str) -> str:
 
 # --- locks -----------------------------------------------------------------------------
 def lock_key(resource: str) -> str:
-    """The Redlock key of a resource: the resource name itself."""
-    return resource
+    """The Redlock key of a resource: under a prefix of its own, so a resource named like
+    a queue, session or job key (``lock("email")``) can never overwrite that key."""
+    return f"{PREFIX}:lock:{resource}"
 
 
 def fence_key(resource: str) -> str:
-    """Counter behind a resource's fencing tokens."""
+    """Counter behind a resource's fencing tokens (expires FENCE_TTL_S after its last use)."""
     return f"{PREFIX}:fence:{resource}"
 
 

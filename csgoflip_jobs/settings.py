@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     redis_port: int = Field(6379, ge=1, le=65535)
     redis_password: str | None = None
     redis_db: int = Field(0, ge=0, le=15)
+    pubsub_namespace: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """Prefix of the live-notification channels (``<namespace>:notifications:...``); by
+    default none on database 0, ``db<N>:`` on database N (see ``channel_namespace``)."""
     cache_redis_url: str | None = None
     redlock_urls: str | None = None
     redis_tls_ca_file: FilePath | None = None
@@ -226,6 +229,17 @@ class Settings(BaseSettings):
         return self._verified(
             f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
         )
+
+    @property
+    def channel_namespace(self) -> str:
+        """What the live-notification channels start with. Pub/sub channels are
+        server-wide, so two environments on one Redis server (different databases)
+        would hear each other's events without it: PUBSUB_NAMESPACE, else the broker's
+        database (nothing for database 0, whose channels keep their original names)."""
+        if self.pubsub_namespace:
+            return f"{self.pubsub_namespace}:"
+        database = urlsplit(self.broker_url).path.strip("/")
+        return f"db{database}:" if database.isdigit() and int(database) else ""
 
     @property
     def cache_url(self) -> str:

@@ -47,7 +47,7 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
 
 def stored_message(client: redis.Redis, job_id: str) -> dict[str, Any]:
     """A waiting job's message, minus what differs for every message (ids, tags)."""
-    raw = client.hget(keys.job_key(job_id), "msg")
+    raw = client.hget(keys.job_key("email", job_id), "msg")
     assert raw is not None
     message: dict[str, Any] = json.loads(raw)
     message["headers"] = {k: v for k, v in message["headers"].items() if k not in ("id", "root_id")}
@@ -289,8 +289,8 @@ def test_a_cancelled_add_stores_the_job_whole_or_not_at_all(
 
     run(main)
     time.sleep(0.3)  # the server works through what it was sent
-    record = direct.hgetall(keys.job_key("cancelled-1"))
+    record = direct.hgetall(keys.job_key("email", "cancelled-1"))
     listed = [json.loads(m)["headers"]["id"] for m in direct.lrange("email", 0, -1)]
-    assert bool(record) == ("cancelled-1" in listed)  # both or neither
+    assert bool(record) == ("email:cancelled-1" in listed)  # both or neither
     if record:
         assert record[b"state"] == b"waiting" and record[b"msg"]

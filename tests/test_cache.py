@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from csgoflip_jobs import CacheService
+from csgoflip_jobs.helpers.cache import escape_glob
 from csgoflip_jobs.keys import cache_fill_lock_key
 
 
@@ -120,3 +121,14 @@ def test_bad_arguments_raise_value_error(
 ) -> None:
     with pytest.raises(ValueError):
         call(cache)
+
+
+def test_a_glob_character_in_a_user_id_invalidates_that_user_only(cache: CacheService) -> None:
+    """invalidate_pattern("user:a*b:*") also dropped user:aXYZb:profile: the id is text."""
+    for user in ("a*b", "aXYZb", "a?b"):
+        cache.set(f"user:{user}:profile", {"user": user})
+    assert cache.invalidate_prefix("user:a*b:") == 1
+    assert cache.get("user:aXYZb:profile") == {"user": "aXYZb"}
+    assert cache.invalidate_pattern(f"user:{escape_glob('a?b')}:*") == 1
+    assert cache.get("user:aXYZb:profile") == {"user": "aXYZb"}
+    assert cache.invalidate_pattern("user:a*b:*") == 1  # a glob is still a glob

@@ -142,9 +142,11 @@ def test_a_job_whose_start_cannot_reach_redis_goes_back_and_runs_later(
         )
         client.config_set("maxclients", 1)  # open connections stay; new ones are refused
         wait_until(lambda: "handed back" in worker.log(), 20)
-        assert client.hget(keys.job_key("start-fails"), "state") != b"failed"
+        assert client.hget(keys.job_key("email", "start-fails"), "state") != b"failed"
         client.config_set("maxclients", 10000)
-        wait_until(lambda: client.hget(keys.job_key("start-fails"), "state") == b"completed", 30)
+        wait_until(
+            lambda: client.hget(keys.job_key("email", "start-fails"), "state") == b"completed", 30
+        )
         time.sleep(1)  # a second run would show now
         assert client.llen(RUNS_KEY) == 1
     finally:
@@ -164,7 +166,9 @@ def test_a_short_command_timeout_does_not_break_the_workers_scheduler(tmp_path: 
             env, "JobQueue('email').add('test-record', {'n': 1}, delay=1500, job_id='delayed')"
         )
         client = redis.Redis.from_url(server.url)
-        wait_until(lambda: client.hget(keys.job_key("delayed"), "state") == b"completed", 15)
+        wait_until(
+            lambda: client.hget(keys.job_key("email", "delayed"), "state") == b"completed", 15
+        )
         time.sleep(3)  # idle: the scheduler waits on Redis over and over
         assert "job keeper:" not in worker.log()
     finally:

@@ -100,9 +100,11 @@ def test_a_durable_add_returns_once_the_replica_holds_the_job(
     replica = redis.Redis(port=pair[1].port)
     queue = JobQueue("notification", app=durable)
     one = queue.add("test-record", {"n": 1})
-    assert replica.exists(job_key(one))  # read from the replica the moment add returned
+    assert replica.exists(
+        job_key("notification", one)
+    )  # read from the replica the moment add returned
     many = queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(50)])
-    assert replica.exists(*[job_key(job_id) for job_id in many]) == 50
+    assert replica.exists(*[job_key("notification", job_id) for job_id in many]) == 50
 
 
 def test_without_the_replica_in_time_the_error_says_so_and_adding_again_is_safe(
@@ -120,7 +122,7 @@ def test_without_the_replica_in_time_the_error_says_so_and_adding_again_is_safe(
         assert "may or may not survive a failover" in message
         assert "adding it again with the same job_id is safe" in message
         assert caught.value.stored_ids == ["durable-1"]
-        assert master.exists(job_key("durable-1"))  # the master holds it
+        assert master.exists(job_key("notification", "durable-1"))  # the master holds it
         # Another client (another connection, no write of its own yet) re-adds: the job
         # exists, so nothing is written, yet the answer must still be "not replicated".
         other = JobQueue("notification", app=durable, client=make_client(get_settings().broker_url))
@@ -135,7 +137,10 @@ def test_without_the_replica_in_time_the_error_says_so_and_adding_again_is_safe(
     assert queue.add_bulk(
         [{"name": "test-record", "data": {"n": 2}, "opts": {"job_id": "durable-2"}}]
     )
-    assert replica.exists(job_key("durable-1"), job_key("durable-2")) == 2
+    assert (
+        replica.exists(job_key("notification", "durable-1"), job_key("notification", "durable-2"))
+        == 2
+    )
     assert queue.get_job_counts()["waiting"] == 2  # each stored once
 
 
@@ -164,7 +169,7 @@ def test_wait_follows_the_enqueue_re_run_after_noscript_on_its_connection(
         finally:
             redis.Redis(port=pair[0].port).execute_command("PING", "stop")
             reader.join(10)
-    assert redis.Redis(port=pair[1].port).exists(job_key(job_id))
+    assert redis.Redis(port=pair[1].port).exists(job_key("notification", job_id))
     enqueues = [c for c in commands if c["command"].startswith(f"EVALSHA {scripts.ENQUEUE.sha}")]
     waits = [c for c in commands if c["command"].startswith("WAIT ")]
     assert len(enqueues) == 2, commands  # refused (NOSCRIPT), then run again
@@ -188,7 +193,7 @@ def test_a_withdrawal_is_on_the_replica_before_request_withdrawal_returns(
     replica = redis.Redis(port=pair[1].port)
     user = funded_user(service, 10_000)
     first = service.request_withdrawal(user, 1_000)
-    assert replica.exists(job_key(withdrawal_job_id(first)))
+    assert replica.exists(job_key("payment", withdrawal_job_id(first)))
     with paused(pair[1]), pytest.raises(BrokerNotReplicatedError):
         service.request_withdrawal(user, 2_000)
     # Recorded and reserved before the enqueue; its job is on the master, and adding it
@@ -197,7 +202,7 @@ def test_a_withdrawal_is_on_the_replica_before_request_withdrawal_returns(
     assert withdrawal_statuses(service) == {"pending": 2}
     assert service.get_balance(user) == 7_000
     assert service.schedule_withdrawal_processing(second) == withdrawal_job_id(second)
-    assert replica.exists(job_key(withdrawal_job_id(second)))
+    assert replica.exists(job_key("payment", withdrawal_job_id(second)))
 
 
 def test_the_asyncio_api_is_durable_too(
@@ -211,15 +216,15 @@ def test_the_asyncio_api_is_durable_too(
     async def scenario() -> None:
         queue = aio.JobQueue("notification", app=durable)
         first = await queue.add("test-record", {"n": 1})
-        assert replica.exists(job_key(first))
+        assert replica.exists(job_key("notification", first))
         redis.Redis(port=pair[0].port).script_flush()  # as a promoted replica has none
         many = await queue.add_bulk([{"name": "test-record", "data": {"n": n}} for n in range(20)])
-        assert replica.exists(*[job_key(job_id) for job_id in many]) == 20
+        assert replica.exists(*[job_key("notification", job_id) for job_id in many]) == 20
         with paused(pair[1]), pytest.raises(BrokerNotReplicatedError) as caught:
             await queue.add("test-record", {"n": 2}, job_id="async-durable")
         assert caught.value.stored_ids == ["async-durable"]
         assert await queue.add("test-record", {"n": 2}, job_id="async-durable") == "async-durable"
-        assert replica.exists(job_key("async-durable"))
+        assert replica.exists(job_key("notification", "async-durable"))
         await aio.close()
 
     asyncio.run(scenario())

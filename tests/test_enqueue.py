@@ -182,6 +182,9 @@ def test_unknown_queue_is_refused() -> None:
 def _without_identity(message: dict[str, Any]) -> dict[str, Any]:
     """A task message minus what differs for every message sent (ids, delivery tag)."""
     headers = {k: v for k, v in message["headers"].items() if k not in ("id", "root_id")}
+    # The job id a job was given (its Celery task id is then <queue>:<job id>).
+    job_header = {k: v for k, v in headers["bullmq"].items() if k != "job_id"}
+    headers = {**headers, "bullmq": job_header}
     properties = {
         k: v
         for k, v in message["properties"].items()
@@ -210,12 +213,17 @@ def test_bulk_jobs_get_the_messages_and_records_celery_would_make(
     for raw in redis_client.lrange(keys.priority_list_key("email", 3), 0, -1):
         message = json.loads(raw)
         messages[message["headers"]["id"]] = message
-    single, stamped = messages[single_id], messages["stamped-1"]
-    assert stamped["headers"]["root_id"] == stamped["properties"]["correlation_id"] == "stamped-1"
+    single, stamped = messages[single_id], messages["email:stamped-1"]
+    assert stamped["headers"]["root_id"] == stamped["properties"]["correlation_id"]
+    assert stamped["headers"]["root_id"] == "email:stamped-1"
+    assert stamped["headers"]["bullmq"]["job_id"] == "stamped-1"
     assert stamped["properties"]["delivery_tag"] != single["properties"]["delivery_tag"]
     assert _without_identity(stamped) == _without_identity(single)
     # The records differ only in what is per job too.
-    records = [redis_client.hgetall(keys.job_key(job_id)) for job_id in (single_id, "stamped-1")]
+    records = [
+        redis_client.hgetall(keys.job_key("email", job_id)) for job_id in (single_id, "stamped-1")
+    ]
+    assert records[1].pop(b"task_id") == b"email:stamped-1" and b"task_id" not in records[0]
     for record in records:
         record.pop(b"timestamp")
         tag = record.pop(b"tag")

@@ -98,7 +98,8 @@ def test_unknown_queues_states_jobs_and_actions_are_404s_that_say_what(flower: s
         "/jobs/nope/failed": "no queue &#x27;nope&#x27;; the queues are payment, notification,",
         "/jobs/email/nope": "no state &#x27;nope&#x27;; the states are waiting, delayed,",
         "/jobs/email/job/nope": "no job &#x27;nope&#x27; in queue &#x27;email&#x27;",
-        f"/jobs/email/job/{job_id}": f"job &#x27;{job_id}&#x27; is in queue &#x27;payment&#x27;",
+        # Job ids are per queue: a payment job is no job of the email queue.
+        f"/jobs/email/job/{job_id}": f"no job &#x27;{job_id}&#x27; in queue &#x27;email&#x27;",
     }
     for path, message in missing.items():
         response = client.get(path)

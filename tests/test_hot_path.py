@@ -133,7 +133,8 @@ def test_a_job_added_again_sends_no_second_task_sent_event(redis_client: redis.R
                 received.append(json.loads(base64.b64decode(json.loads(message["data"])["body"])))
     finally:
         pubsub.close()
-    assert [event["uuid"] for event in received] == ["sent-once"]
+    # The event names the Celery task, whose id carries the queue (job ids are per queue).
+    assert [event["uuid"] for event in received] == ["notification:sent-once"]
     assert received[0]["type"] == "task-sent" and received[0]["name"] == "test-record"
 
 
@@ -144,7 +145,7 @@ def test_finish_acks_the_delivery_whose_try_it_stores(redis_client: redis.Redis)
 
     queue = JobQueue("notification")
     job_id = queue.add("test-record", {"n": 1})
-    message = json.loads(redis_client.hget(keys.job_key(job_id), "msg") or b"{}")
+    message = json.loads(redis_client.hget(keys.job_key("notification", job_id), "msg") or b"{}")
     tag = message["properties"]["delivery_tag"]
     redis_client.hset(keys.KOMBU_UNACKED_KEY, tag, json.dumps([message, "", "notification"]))
     redis_client.zadd(keys.KOMBU_UNACKED_INDEX_KEY, {tag: time.time()})

@@ -64,16 +64,18 @@ def test_which_unacked_entries_count_as_waiting(redis_client: redis.Redis) -> No
     )
 
     def tag(job_id: str) -> str:
-        return redis_client.hget(keys.job_key(job_id), "tag").decode()  # type: ignore[union-attr]
+        return redis_client.hget(keys.job_key("notification", job_id), "tag").decode()  # type: ignore[union-attr]
 
-    redis_client.hset(keys.job_key(done), "state", "completed")
+    redis_client.hset(keys.job_key("notification", done), "state", "completed")
     # A later try was queued: the record holds its message's tag, the entry an older one.
     retried_tag = tag(retried)
-    redis_client.hset(keys.job_key(retried), mapping={"attempt": "2", "tag": "next-try"})
+    redis_client.hset(
+        keys.job_key("notification", retried), mapping={"attempt": "2", "tag": "next-try"}
+    )
     # Records written before delivery tags were kept: the try number decides.
     for job_id in (legacy, legacy_retried):
-        redis_client.hdel(keys.job_key(job_id), "tag")
-    redis_client.hset(keys.job_key(legacy_retried), "attempt", "2")
+        redis_client.hdel(keys.job_key("notification", job_id), "tag")
+    redis_client.hset(keys.job_key("notification", legacy_retried), "attempt", "2")
     redis_client.delete(keys.priority_list_key("notification", 0))  # as if all were taken
     redis_client.hset(
         keys.KOMBU_UNACKED_KEY,

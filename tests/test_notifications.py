@@ -9,9 +9,10 @@ import pytest
 import redis
 
 from csgoflip_jobs import JobOptionsError, JobQueue
-from csgoflip_jobs.keys import BROADCAST_CHANNEL, user_channel
 from csgoflip_jobs.notifications.service import NotificationService
+from csgoflip_jobs.settings import Settings
 from tests.support.polling import wait_for_state, wait_until
+from tests.support.redis_servers import RedisServer
 from tests.support.workers import WorkerProcess
 
 
@@ -20,7 +21,7 @@ def test_a_notification_job_reaches_a_subscriber_and_the_recent_list(
 ) -> None:
     workers()
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(user_channel(7))
+    pubsub.subscribe(NotificationService().channel(7))
     wait_until(lambda: pubsub.get_message(timeout=0.1) is None, 1)  # subscription settled
     queue = JobQueue("notification")
     job_id = queue.add(
@@ -36,7 +37,7 @@ def test_a_notification_job_reaches_a_subscriber_and_the_recent_list(
 
 def test_site_wide_events_go_to_the_broadcast_channel(redis_client: redis.Redis) -> None:
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(BROADCAST_CHANNEL)
+    pubsub.subscribe(NotificationService().channel(None))
     wait_until(lambda: pubsub.get_message(timeout=0.1) is None, 1)
     sent = NotificationService(redis_client).send(None, "jackpot", {"amount": 1000})
     message = wait_until(lambda: pubsub.get_message(timeout=0.2), 5)
@@ -67,3 +68,30 @@ def test_bad_values_fail_the_job_once(
         "UnrecoverableError: user_id must be a positive integer or None, not -1"
     )
     assert job.attempts_made == 1
+
+
+def test_environments_sharing_a_redis_server_never_hear_each_other(
+    servers: Callable[..., RedisServer],
+) -> None:
+    """Pub/sub channels are server-wide: two environments on databases 0 and 1 of one
+    server heard each other's live notifications while the channels had one name."""
+    server = servers()
+    base = server.url.rsplit("/", 1)[0]
+    environments = {}
+    for database in (0, 1):
+        namespace = Settings(redis_url=f"{base}/{database}").channel_namespace
+        client = redis.Redis.from_url(f"{base}/{database}")
+        environments[database] = NotificationService(client, namespace=namespace)
+    assert environments[0].channel(7) == "notifications:user:7"  # database 0: the original
+    assert environments[1].channel(7) == "db1:notifications:user:7"
+    assert Settings(pubsub_namespace="staging").channel_namespace == "staging:"
+    listener = redis.Redis.from_url(f"{base}/0").pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(environments[0].channel(7), environments[0].channel(None))
+    wait_until(lambda: listener.get_message(timeout=0.1) is None, 1)
+    environments[1].send(7, "balance", {"amount": 1})
+    environments[1].send(None, "jackpot", {"amount": 2})
+    assert listener.get_message(timeout=0.5) is None  # database 1's events stay there
+    mine = environments[0].send(7, "balance", {"amount": 3})
+    message = wait_until(lambda: listener.get_message(timeout=0.2), 5)
+    assert json.loads(message["data"])["id"] == mine.id
+    listener.close()

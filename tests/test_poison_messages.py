@@ -75,7 +75,7 @@ def test_a_message_kombu_cannot_build_is_set_aside_whole(
     the same entry format as garbage, and its unacked entry goes with it (one script)."""
     queue = JobQueue("notification")
     delayed = queue.add("test-record", {"n": 1}, delay=60_000)  # a message to copy and break
-    message = json.loads(redis_client.hget(job_key(delayed), "msg"))  # type: ignore[arg-type]
+    message = json.loads(redis_client.hget(job_key("notification", delayed), "msg"))  # type: ignore[arg-type]
     message["properties"]["body_encoding"] = "base64"
     message["body"] = "not-base64!!"
     redis_client.lpush("notification", json.dumps(message))

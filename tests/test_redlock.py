@@ -12,7 +12,8 @@ import redis
 
 from csgoflip_jobs import LockError, LockLostError, LockSignal, RedlockService
 from csgoflip_jobs.helpers.clients import lock_master_client
-from csgoflip_jobs.helpers.redlock import Lock
+from csgoflip_jobs.helpers.redlock import FENCE_TTL_S, Lock
+from csgoflip_jobs.keys import fence_key, lock_key
 from tests.support.redis_servers import RedisServer, start_redis
 
 
@@ -33,9 +34,11 @@ def test_locks_on_all_masters_and_releases(masters: list[RedisServer]) -> None:
     lock = redlock.acquire("user:1:case-open", 2000)
     assert 1900 < lock.remaining_ms <= 2000
     for server in masters:
-        assert redis.Redis(port=server.port).get("user:1:case-open") == lock.value.encode()
+        assert (
+            redis.Redis(port=server.port).get(lock_key("user:1:case-open")) == lock.value.encode()
+        )
     assert redlock.release(lock) == 3
-    assert all(not redis.Redis(port=s.port).exists("user:1:case-open") for s in masters)
+    assert all(not redis.Redis(port=s.port).exists(lock_key("user:1:case-open")) for s in masters)
 
 
 def test_a_held_lock_cannot_be_taken(masters: list[RedisServer]) -> None:
@@ -64,7 +67,7 @@ def test_two_masters_down_fails_clearly_after_its_retries(masters: list[RedisSer
     )
     assert 1.0 < elapsed < 10  # ten waits of 200 ms +/- 200 ms
     # The one reachable master was released after each failed attempt.
-    assert not redis.Redis(port=masters[2].port).exists("user:4:balance")
+    assert not redis.Redis(port=masters[2].port).exists(lock_key("user:4:balance"))
 
 
 def test_using_keeps_the_lock_for_three_times_its_duration(masters: list[RedisServer]) -> None:
@@ -94,7 +97,7 @@ def test_the_routine_is_told_when_the_lock_is_lost(masters: list[RedisServer]) -
 
     def routine(signal: LockSignal) -> None:
         for server in masters:  # someone else's value everywhere: extension must fail
-            redis.Redis(port=server.port).set("user:6:withdraw", "stolen", px=10_000)
+            redis.Redis(port=server.port).set(lock_key("user:6:withdraw"), "stolen", px=10_000)
         deadline = time.monotonic() + 3
         while not signal.aborted and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -105,7 +108,7 @@ def test_the_routine_is_told_when_the_lock_is_lost(masters: list[RedisServer]) -
         redlock.using("user:6:withdraw", 300, routine)
     assert seen == [True]
     # Releasing did not delete the new owner's keys.
-    assert redis.Redis(port=masters[0].port).get("user:6:withdraw") == b"stolen"
+    assert redis.Redis(port=masters[0].port).get(lock_key("user:6:withdraw")) == b"stolen"
 
 
 def test_only_the_owner_can_extend_or_release(masters: list[RedisServer]) -> None:
@@ -117,7 +120,7 @@ def test_only_the_owner_can_extend_or_release(masters: list[RedisServer]) -> Non
         redlock.extend(impostor, 5000)
     extended = redlock.extend(lock, 8000)
     assert extended.remaining_ms > 7000
-    assert redis.Redis(port=masters[0].port).pttl("user:7:balance") > 7000
+    assert redis.Redis(port=masters[0].port).pttl(lock_key("user:7:balance")) > 7000
 
 
 def test_fencing_tokens_strictly_increase_per_resource(masters: list[RedisServer]) -> None:
@@ -154,7 +157,7 @@ def test_locks_on_several_resources_at_once(redis_client: redis.Redis) -> None:
     assert set(lock.fencing_tokens) == {"user:1:balance", "user:2:balance"}
     with pytest.raises(LockError):
         redlock.acquire(["user:2:balance", "user:3:balance"], 2000)
-    assert not redis_client.exists("user:3:balance")  # all or nothing
+    assert not redis_client.exists(lock_key("user:3:balance"))  # all or nothing
     redlock.release(lock)
 
 
@@ -203,3 +206,29 @@ def test_concurrent_acquirers_never_overlap(redis_client: redis.Redis, redis_url
 def test_bad_arguments_raise_value_error(redis_client: redis.Redis, call: object) -> None:
     with pytest.raises(ValueError):
         call(RedlockService([redis_client]))  # type: ignore[operator]
+
+
+def test_a_lock_named_like_a_queue_never_touches_the_queue(redis_client: redis.Redis) -> None:
+    """lock("email") wrote a string where the email queue's list lives: every later
+    enqueue failed with a raw WRONGTYPE."""
+    from csgoflip_jobs import JobQueue
+
+    queue = JobQueue("email")
+    queue.add("test-record", {"n": 1})
+    with RedlockService([redis_client]).lock("email", 5000):
+        assert redis_client.type("email") == b"list"
+        queue.add("test-record", {"n": 2})
+    assert queue.get_job_counts()["waiting"] == 2
+
+
+def test_fencing_counters_expire_once_unused(redis_client: redis.Redis) -> None:
+    """One counter per user and withdrawal stayed for ever in a noeviction Redis; a
+    counter that expires restarts past every token it gave."""
+    redlock = RedlockService([redis_client])
+    first = redlock.acquire("withdrawal:1:process", 1000)
+    redlock.release(first)
+    ttl_s = redis_client.ttl(fence_key("withdrawal:1:process"))
+    assert FENCE_TTL_S - 5 < ttl_s <= FENCE_TTL_S
+    redis_client.delete(fence_key("withdrawal:1:process"))  # as its expiry would
+    second = redlock.acquire("withdrawal:1:process", 1000)
+    assert second.fencing_token > first.fencing_token

@@ -17,7 +17,7 @@ def result_keys(client: redis.Redis) -> set[str]:
 
 
 def job_keys(client: redis.Redis) -> set[str]:
-    return {k.decode() for k in client.scan_iter(match=job_key("*"), count=1000)}
+    return {k.decode() for k in client.scan_iter(match="csgoflip:queue:*:job:*", count=1000)}
 
 
 def test_150_jobs_leave_exactly_the_newest_100_completed(
@@ -35,10 +35,10 @@ def test_150_jobs_leave_exactly_the_newest_100_completed(
     assert [job.id for job in completed] == ids[:-101:-1]  # newest first
     assert [job.data["n"] for job in completed[:3]] == [149, 148, 147]
     assert result_keys(redis_client) == {CELERY_RESULT_KEY_PREFIX + i for i in ids[50:]}
-    assert job_keys(redis_client) == {job_key(i) for i in ids[50:]}
+    assert job_keys(redis_client) == {job_key("notification", i) for i in ids[50:]}
     assert all(queue.get_job(i) is None for i in ids[:50])
     # Kept jobs do not expire.
-    assert redis_client.ttl(job_key(ids[-1])) == -1
+    assert redis_client.ttl(job_key("notification", ids[-1])) == -1
     assert redis_client.ttl(CELERY_RESULT_KEY_PREFIX + ids[-1]) == -1
     assert queue.get_job_counts()["completed"] == 100
 

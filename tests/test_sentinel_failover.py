@@ -277,7 +277,8 @@ def still_to_run(master: redis.Redis, outcome: Outcome) -> bool:
     """True while an accepted job that has not run yet reads unfinished on ``master``
     (read only once the queue looks idle: by then few jobs are left unrun)."""
     return any(
-        master.hget(keys.job_key(f"ha-{n}"), "state") in UNFINISHED_STATES for n in outcome.lost
+        master.hget(keys.job_key("notification", f"ha-{n}"), "state") in UNFINISHED_STATES
+        for n in outcome.lost
     )
 
 
@@ -292,7 +293,7 @@ def describe_lost(group: SentinelGroup, lost: list[int], runs: Path) -> str:
     lines = []
     for n in lost[:5]:
         job_id = f"ha-{n}"
-        record: dict[bytes, bytes] = master.hgetall(keys.job_key(job_id))  # type: ignore[assignment]
+        record: dict[bytes, bytes] = master.hgetall(keys.job_key("notification", job_id))  # type: ignore[assignment]
         shown = {k.decode(): v.decode(errors="replace")[:200] for k, v in record.items()}
         history = [
             {k.decode(): v.decode(errors="replace")[:80] for k, v in fields.items()}

@@ -23,7 +23,8 @@ from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.helpers.redis_calls import ScriptCall
 
 JOB_HEADER = "bullmq"
-"""Message header carrying the BullMQ options of one try: attempt, attempts, backoff, delay."""
+"""Message header carrying the BullMQ options of one try: attempt, attempts, backoff, delay,
+and ``job_id`` when the job's id is not its Celery task id (:func:`keys.task_id_for`)."""
 
 
 @dataclass
@@ -73,7 +74,7 @@ def enqueue_call(
     by the script once the job is stored."""
     headers = message["headers"]
     options = headers.get(JOB_HEADER) or {}
-    job_id = str(headers["id"])
+    job_id = job_id_of(headers)
     is_retry = bool(options.get("retry"))
     if is_retry:
         fields = ["attempt", str(options.get("attempt", 1))]
@@ -82,7 +83,7 @@ def enqueue_call(
     return ScriptCall(
         scripts.ENQUEUE,
         [
-            keys.job_key(job_id),
+            keys.job_key(queue, job_id),
             list_key,
             keys.delayed_key(queue),
             keys.wake_key(queue),
@@ -103,6 +104,12 @@ def enqueue_call(
     )
 
 
+def job_id_of(headers: dict[str, Any]) -> str:
+    """The job id of a task message: the one the platform's header names, else the Celery
+    task id (as the scripts' ``job_id_of``, lib/jobs.lua)."""
+    return str((headers.get(JOB_HEADER) or {}).get("job_id") or headers["id"])
+
+
 def _event_arguments(event: tuple[list[str], str] | None) -> list[str | int]:
     if event is None:
         return ["", 0]
@@ -116,12 +123,15 @@ def job_fields(message: dict[str, Any], queue: str) -> list[str]:
     args, kwargs = _decode_body(message)
     data = kwargs if not args else {"args": args, **kwargs}
     job_header = headers.get(JOB_HEADER) or {}
-    return record_fields(headers["task"], queue, json.dumps(data), options_fields(job_header))
+    fields = record_fields(headers["task"], queue, json.dumps(data), options_fields(job_header))
+    task_id = str(headers["id"])
+    return fields if task_id == job_id_of(headers) else [*fields, "task_id", task_id]
 
 
 def record_fields(name: str, queue: str, data_json: str, options: list[str]) -> list[str]:
     """Flattened field/value pairs of a new job's record (``options`` from
-    :func:`options_fields`)."""
+    :func:`options_fields`); a job whose Celery task id is not its job id adds
+    ``task_id``."""
     return ["name", name, "queue", queue, "data", data_json, "attempt", "1", *options]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,9 @@ class Job:
     """How often a worker died while running this job."""
     due: int | None = None
     """When a delayed job becomes waiting (Unix ms); None unless delayed."""
+    task_id: str = ""
+    """Celery's id of the job's task (``app.AsyncResult(job.task_id)``): the job id, or
+    ``<queue>:<job id>`` for a job added with its own id (job ids are per queue)."""
 
     @classmethod
     def from_record(cls, job_id: str, record: Mapping[Any, Any]) -> Job:
@@ -64,6 +68,7 @@ class Job:
             attempt=int(text.get("attempt", 1)),
             stalled=int(text.get("stalled", 0)),
             due=_int_or_none(text.get("due")),
+            task_id=text.get("task_id", job_id),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,4 +77,12 @@ class Job:
 
 
 def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value is not None else None
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        # A record written before delays were bounded may hold "1e+18" or "inf": show
+        # the job (its time as None) rather than fail every listing of its queue.
+        number = float(value)
+        return int(number) if math.isfinite(number) else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import os
 import time
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.errors import JobStalledError, UnrecoverableError
 from csgoflip_jobs.engine.job_try import JobTry, check_data, take_started_on_delivery
+from csgoflip_jobs.engine.options import MAX_DELAY_MS, require_delay_ms
 from csgoflip_jobs.helpers.connection import broker_client
 from csgoflip_jobs.settings import get_settings
 
@@ -50,6 +52,12 @@ _RUN, _STALE, _STALLED_OUT, _PAUSED = 1, 0, 2, 3
 
 class JobTask(Task):  # type: ignore[misc]
     """Celery task with BullMQ semantics; set as the app's ``task_cls``."""
+
+    @property
+    def job_id(self) -> str:
+        """The running job's id within its queue (``self.request.id`` is Celery's task
+        id: the same, unless the job was added with its own id)."""
+        return JobTry.from_request(self.request).job_id
 
     @property
     def is_final_try(self) -> bool:
@@ -125,7 +133,7 @@ class JobTask(Task):  # type: ignore[misc]
         settings = get_settings()
         started = scripts.START(
             keys=[
-                keys.job_key(job.job_id),
+                keys.job_key(job.queue, job.job_id),
                 keys.active_key(job.queue),
                 keys.events_key(job.queue),
                 keys.paused_key(job.queue),
@@ -149,7 +157,11 @@ class JobTask(Task):  # type: ignore[misc]
         ``Job.progress`` and sent as a ``progress`` event."""
         if isinstance(value, bool) or not isinstance(value, int | float | dict):
             raise ValueError(f"progress must be a number or a JSON object, not {value!r}")
-        self._progress("progress", json.dumps(value))
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"progress must be JSON without NaN or Infinity: {exc}") from None
+        self._progress("progress", text)
 
     def log(self, text: str) -> int:
         """Append a line to the running job's logs (``JobQueue.get_job_logs``); the
@@ -164,8 +176,8 @@ class JobTask(Task):  # type: ignore[misc]
         settings = get_settings()
         return int(
             scripts.PROGRESS(
-                keys=[keys.job_key(job.job_id), keys.events_key(job.queue),
-                      keys.job_logs_key(job.job_id)],
+                keys=[keys.job_key(job.queue, job.job_id), keys.events_key(job.queue),
+                      keys.job_logs_key(job.queue, job.job_id)],
                 args=[kind, job.job_id, value, settings.events_max_len, settings.job_logs_max],
                 client=broker_client(),
             )
@@ -220,8 +232,10 @@ class JobTask(Task):  # type: ignore[misc]
         """Put this job back for ``delay_ms`` without using up a try (e.g. over a rate limit).
 
         Raises Ignore: the current delivery ends without a result; the job runs
-        again from Redis's delayed set, as the same try.
+        again from Redis's delayed set, as the same try. JobOptionsError when
+        ``delay_ms`` is not 0..MAX_DELAY_MS.
         """
+        delay_ms = require_delay_ms("delay_ms", delay_ms)
         job = JobTry.from_request(self.request)
         self._republish(job, job.attempt, delay_ms, self.request.args, self.request.kwargs)
         log.info("job %s try %d deferred by %d ms", job.job_id, job.attempt, delay_ms)
@@ -238,7 +252,7 @@ class JobTask(Task):  # type: ignore[misc]
             self.name,
             args=args,
             kwargs=kwargs,
-            task_id=job.job_id,
+            task_id=job.task_id,
             queue=job.queue,
             priority=job.priority,
             retries=attempt - 1,  # Celery's own counter, as self.request.retries shows it
@@ -247,6 +261,8 @@ class JobTask(Task):  # type: ignore[misc]
 
 
 def _retry_delay_ms(eta: datetime | None, countdown: float | None, default_s: Any) -> int:
+    """The wait before the next try, in 0..MAX_DELAY_MS (a countdown of a century, or
+    infinity, waits the longest delay the platform keeps)."""
     if countdown is not None:
         seconds = float(countdown)
     elif eta is not None:
@@ -254,4 +270,6 @@ def _retry_delay_ms(eta: datetime | None, countdown: float | None, default_s: An
         seconds = (due - datetime.now(UTC)).total_seconds()
     else:
         seconds = float(default_s or 0)
-    return max(0, int(seconds * 1000))
+    if math.isnan(seconds):
+        raise ValueError("a retry's countdown must be a number of seconds, not NaN")
+    return int(min(max(seconds * 1000, 0), MAX_DELAY_MS))

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from csgoflip_jobs.engine.enqueue import JOB_HEADER
+from csgoflip_jobs.engine.enqueue import JOB_HEADER, job_id_of
 from csgoflip_jobs.engine.options import DEFAULT_ATTEMPTS, Backoff
 
 
@@ -17,6 +17,9 @@ class JobTry:
     """What the worker knows about the try it is running, read off the message."""
 
     job_id: str
+    """The job's id within its queue (the task id unless the job was given its own)."""
+    task_id: str
+    """Celery's id of the task (unique across queues)."""
     queue: str
     priority: int
     attempt: int
@@ -32,8 +35,10 @@ class JobTry:
         header = dict(getattr(request, JOB_HEADER, None) or {})
         delivery = getattr(request, "delivery_info", None) or {}
         properties = getattr(request, "properties", None) or {}
+        task_id = getattr(request, "id", None) or ""
         return cls(
-            job_id=getattr(request, "id", None) or "",
+            job_id=job_id_of({"id": task_id, JOB_HEADER: header}),
+            task_id=task_id,
             queue=delivery.get("routing_key") or "",
             priority=int(delivery.get("priority") or 0),
             attempt=int(header.get("attempt", 1)),

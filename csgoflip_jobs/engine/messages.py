@@ -147,7 +147,9 @@ class TaskMessageTemplate:
         events_max_len: int,
     ) -> ScriptCall:
         """The ENQUEUE storing one more job (``data_json``: ``json.dumps(data)``) and
-        sending its task-sent event."""
+        sending its task-sent event. A job given its own id (``opts.job_id``) is the
+        Celery task ``keys.task_id_for(queue, job_id)``, its header naming its job id;
+        any other job's task id is its job id."""
         shared_opts = opts if opts.job_id is None else dataclasses.replace(opts, job_id=None)
         encoded = self._options.get(shared_opts)
         if encoded is None:
@@ -158,20 +160,27 @@ class TaskMessageTemplate:
                 options_fields(header),
             )
         job_header, job_header_json, option_fields = encoded
+        task_id = job_id
+        fields = record_fields(self._message["headers"]["task"], self._queue, data_json,
+                               option_fields)  # fmt: skip
+        if opts.job_id is not None:
+            task_id = keys.task_id_for(self._queue, job_id)
+            job_header = {**job_header, "job_id": job_id}
+            job_header_json = json.dumps(job_header)
+            fields += ["task_id", task_id]
         tag = _delivery_tag()
         values = {
-            "id": json.dumps(job_id),
+            "id": json.dumps(task_id),
             "kwargsrepr": json.dumps(repr(data)[:_REPR_MAX_CHARS]),
             "job_header": job_header_json,
             "body": f'"{_b64(f"[[], {data_json}, {_EMBED_JSON}]")}"',
             "tag": json.dumps(tag),
         }
-        # enqueue_call reads the id and options off the message.
+        # enqueue_call reads the ids and options off the message.
         message = {
             **self._message,
-            "headers": {**self._message["headers"], "id": job_id, JOB_HEADER: job_header},
+            "headers": {**self._message["headers"], "id": task_id, JOB_HEADER: job_header},
         }
-        fields = record_fields(message["headers"]["task"], self._queue, data_json, option_fields)
         payload = self._json.fill(values)
         return enqueue_call(
             self._queue,

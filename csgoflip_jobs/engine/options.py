@@ -7,6 +7,7 @@ Names and units are BullMQ's: ``delay`` and backoff ``delay`` in milliseconds,
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,22 @@ DEFAULT_KEEP_FAILED = 1000
 MAX_PRIORITY_LEVEL = 9
 """kombu's Redis transport keeps one list per level 0-9; 0 is popped first."""
 
+MAX_PRIORITY = 2**21
+"""Highest BullMQ priority (BullMQ's own bound; 1 is the highest priority, 0 none)."""
+
+MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000
+"""Longest delay, backoff or deferral: 10 years in ms (Redis scores stay exact)."""
+
+MAX_ATTEMPTS = 1000
+"""Most tries one job may be given."""
+
+MAX_JOB_ID_CHARS = 256
+"""Longest job id; any printable characters but spaces (quotes, slashes and non-ASCII
+letters included)."""
+
+MAX_KEEP = 1_000_000
+"""Most finished jobs ``remove_on_complete`` / ``remove_on_fail`` may keep per queue."""
+
 BackoffType = Literal["fixed", "exponential"]
 KeepOption = bool | int
 
@@ -37,10 +54,12 @@ class Backoff:
     delay_ms: int = DEFAULT_BACKOFF_DELAY_MS
 
     def delay_for(self, attempts_made: int) -> int:
-        """Milliseconds to wait after try number ``attempts_made`` (1-based) failed."""
+        """Milliseconds to wait after try number ``attempts_made`` (1-based) failed (at
+        most MAX_DELAY_MS)."""
         if self.type == "fixed":
             return self.delay_ms
-        return int(self.delay_ms * 2 ** (attempts_made - 1))
+        doubled: int = self.delay_ms << max(attempts_made - 1, 0)
+        return min(doubled, MAX_DELAY_MS)
 
     def as_dict(self) -> dict[str, Any]:
         """BullMQ's JSON shape: ``{"type": ..., "delay": ms}``."""
@@ -54,14 +73,14 @@ class Backoff:
         if isinstance(value, Backoff):
             return value
         if _is_int(value):
-            return cls("fixed", _non_negative("backoff", value))
+            return cls("fixed", require_delay_ms("backoff", value))
         if isinstance(value, Mapping):
             kind = value.get("type", DEFAULT_BACKOFF_TYPE)
             if kind not in ("fixed", "exponential"):
                 raise JobOptionsError(
                     f"backoff type must be 'fixed' or 'exponential', not {kind!r}"
                 )
-            delay = _non_negative("backoff delay", value.get("delay", DEFAULT_BACKOFF_DELAY_MS))
+            delay = require_delay_ms("backoff delay", value.get("delay", DEFAULT_BACKOFF_DELAY_MS))
             return cls(kind, delay)
         raise JobOptionsError(f"backoff must be milliseconds or {{type, delay}}, not {value!r}")
 
@@ -120,11 +139,14 @@ def parse_options(
     remove_on_fail: object = None,
     job_id: object = None,
 ) -> JobOptions:
-    """Validate BullMQ options; raise JobOptionsError naming the first bad one."""
+    """Validate BullMQ options; raise JobOptionsError naming the first bad one and its
+    bounds (MAX_DELAY_MS, MAX_PRIORITY, MAX_ATTEMPTS, MAX_KEEP)."""
     return JobOptions(
-        delay_ms=0 if delay is None else _non_negative("delay", delay),
-        priority=0 if priority is None else _non_negative("priority", priority),
-        attempts=DEFAULT_ATTEMPTS if attempts is None else _positive("attempts", attempts),
+        delay_ms=0 if delay is None else require_delay_ms("delay", delay),
+        priority=0 if priority is None else require_priority(priority),
+        attempts=DEFAULT_ATTEMPTS
+        if attempts is None
+        else _bounded("attempts", attempts, 1, MAX_ATTEMPTS),
         backoff=Backoff.parse(backoff),
         remove_on_complete=_keep_option("remove_on_complete", remove_on_complete),
         remove_on_fail=_keep_option("remove_on_fail", remove_on_fail),
@@ -140,7 +162,8 @@ def encode_data(data: object, max_bytes: int) -> tuple[dict[str, Any], str]:
     if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
         raise JobOptionsError("job data must be a JSON object (a dict with str keys)")
     try:
-        text = json.dumps(data)
+        # No NaN or Infinity: they are not JSON, and readers of the job would choke.
+        text = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise JobOptionsError(f"job data is not JSON-serialisable: {exc}") from None
     size = len(text.encode())
@@ -153,26 +176,35 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _non_negative(name: str, value: object) -> int:
-    return whole_number(name, value, minimum=0, error=JobOptionsError)
+def require_delay_ms(name: str, value: object) -> int:
+    """A delay in ms, 0..MAX_DELAY_MS (JobOptionsError otherwise)."""
+    return _bounded(name, value, 0, MAX_DELAY_MS)
 
 
-def _positive(name: str, value: object) -> int:
-    return whole_number(name, value, minimum=1, error=JobOptionsError)
+def require_priority(value: object) -> int:
+    """A BullMQ priority, 0..MAX_PRIORITY (JobOptionsError otherwise)."""
+    return _bounded("priority", value, 0, MAX_PRIORITY)
+
+
+def _bounded(name: str, value: object, minimum: int, maximum: int) -> int:
+    return whole_number(name, value, minimum=minimum, maximum=maximum, error=JobOptionsError)
 
 
 def _keep_option(name: str, value: object) -> KeepOption | None:
     if value is None or isinstance(value, bool):
         return value
-    return _non_negative(name, value)
+    return _bounded(name, value, 0, MAX_KEEP)
 
 
 def _job_id(value: object) -> str:
     if (
         not isinstance(value, str)
         or not value
-        or len(value) > 256
-        or any(ch.isspace() for ch in value)
+        or len(value) > MAX_JOB_ID_CHARS
+        or any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in value)
     ):
-        raise JobOptionsError(f"job_id must be 1-256 characters without spaces, not {value!r}")
+        shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:77]}..."
+        raise JobOptionsError(
+            f"job_id must be 1-{MAX_JOB_ID_CHARS} printable characters without spaces, not {shown}"
+        )
     return value

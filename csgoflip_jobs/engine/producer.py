@@ -80,16 +80,16 @@ def add_jobs(
     """Store ``jobs`` on ``queue``; their ids (an existing ``job_id`` is kept, not added
     again). Raises JobOptionsError before any call when one of them is bad, and
     BrokerNotReplicatedError when fewer replicas than ``durability`` asks for confirm."""
-    checked = check_jobs(app, jobs, max_bytes)
+    checked = check_jobs(app, queue, jobs, max_bytes)
     return (yield from send_checked(app, queue, checked, events_max_len, durability))
 
 
 def check_jobs(
-    app: Celery, jobs: list[tuple[Any, Any, JobOptions]], max_bytes: int
+    app: Celery, queue: str, jobs: list[tuple[Any, Any, JobOptions]], max_bytes: int
 ) -> list[CheckedJob]:
-    """Every job checked, ready for :func:`send_checked`; the JobOptionsError
-    :func:`add_jobs` would raise for the first bad one. Sends nothing."""
-    return [_check(app, name, data, opts, max_bytes) for name, data, opts in jobs]
+    """Every job checked for ``queue``, ready for :func:`send_checked`; the
+    JobOptionsError :func:`add_jobs` would raise for the first bad one. Sends nothing."""
+    return [_check(app, queue, name, data, opts, max_bytes) for name, data, opts in jobs]
 
 
 def send_checked(
@@ -162,13 +162,16 @@ def _raise_partly_added(
 
 
 def _check(
-    app: Celery, job_name: object, data: object, opts: JobOptions, max_bytes: int
+    app: Celery, queue: str, job_name: object, data: object, opts: JobOptions, max_bytes: int
 ) -> CheckedJob:
     if not isinstance(job_name, str) or not job_name:
         raise JobOptionsError(f"job name must be a non-empty string, not {job_name!r}")
     _import_task_modules(app)
     if job_name not in app.tasks:
         raise JobOptionsError(f"no task is registered as {job_name!r}")
+    refusal = _refusal(app, queue, job_name)
+    if refusal:
+        raise JobOptionsError(refusal)
     checked, data_json = encode_data(data, max_bytes)
     task = app.tasks[job_name]
     if isinstance(task, JobTask):
@@ -177,6 +180,21 @@ def _check(
         except TypeError as exc:
             raise JobOptionsError(f"bad data for {job_name!r}: {exc}") from None
     return job_name, checked, data_json, opts
+
+
+@cache
+def _refusal(app: Celery, queue: str, job_name: str) -> str:
+    """Why ``job_name`` may not be a job of ``queue`` ('' when it may): Celery's own
+    tasks run only inside its canvas, and a task routed to a queue runs only there (a
+    payout job on the notification queue would run with the wrong limits and workers).
+    A task with no route of its own may run on any queue."""
+    if job_name.startswith("celery."):
+        return f"{job_name!r} is one of Celery's own tasks, not a job"
+    routed = app.amqp.router.route({}, job_name, (), {}, app.tasks[job_name]).get("queue")
+    home = getattr(routed, "name", None)
+    if home and home not in (queue, app.conf.task_default_queue):
+        return f"{job_name!r} is a job of queue {home!r} (task_routes), not of {queue!r}"
+    return ""
 
 
 @cache

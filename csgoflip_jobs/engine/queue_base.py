@@ -78,12 +78,20 @@ class QueueBase(RedisOps[C]):
         if name not in names:
             listed = ", ".join(names) or "none (task_queues is empty)"
             raise ValueError(f"unknown queue {name!r}; the queues are {listed}")
+        if ":" in name:
+            # Its keys would read like another queue's: "a:job" + ":delayed" is a job's
+            # record of queue "a".
+            raise ValueError(f"a queue name cannot hold ':' ({name!r})")
         self.name = name
         self.app = app
         self.limits = Limits.from_settings(get_settings())
         levels = range(MAX_PRIORITY_LEVEL + 1)
         self.lists: Sequence[str] = [keys.priority_list_key(name, level) for level in levels]
         self.events = keys.events_key(name)
+
+    def job_key(self, job_id: str) -> str:
+        """The record of this queue's job ``job_id`` (ids are per queue)."""
+        return keys.job_key(self.name, job_id)
 
     def _errors(self) -> AbstractContextManager[None]:
         """A Redis that cannot answer raises the BrokerError family, naming its URL."""

@@ -16,7 +16,13 @@ from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.errors import JobOptionsError, JobStateError
 from csgoflip_jobs.engine.job import Job
-from csgoflip_jobs.engine.options import parse_options, priority_level
+from csgoflip_jobs.engine.options import (
+    MAX_KEEP,
+    parse_options,
+    priority_level,
+    require_delay_ms,
+    require_priority,
+)
 from csgoflip_jobs.engine.producer import (
     OPTION_NAMES,
     add_jobs,
@@ -100,16 +106,15 @@ class QueueChanges(QueueReads[C]):
         call = ScriptCall(
             scripts.REMOVE,
             [
-                keys.job_key(job_id),
+                self.job_key(job_id),
                 keys.delayed_key(self.name),
                 keys.completed_key(self.name),
                 keys.failed_key(self.name),
-                keys.result_key(job_id),
-                keys.job_logs_key(job_id),
+                keys.job_logs_key(self.name, job_id),
                 self.events,
                 *self.lists,
             ],
-            [job_id, self.limits.events_max_len],
+            [job_id, self.limits.events_max_len, keys.CELERY_RESULT_KEY_PREFIX],
         )
         return (yield from one(call, lambda reply: int(reply) == 1))
 
@@ -118,7 +123,7 @@ class QueueChanges(QueueReads[C]):
         """Make a delayed job waiting now; False when it is not delayed."""
         call = ScriptCall(
             scripts.PROMOTE_JOB,
-            [keys.job_key(job_id), keys.delayed_key(self.name), keys.ready_key(self.name),
+            [self.job_key(job_id), keys.delayed_key(self.name), keys.ready_key(self.name),
              self.events],
             [job_id, self.limits.events_max_len],
         )  # fmt: skip
@@ -126,11 +131,12 @@ class QueueChanges(QueueReads[C]):
 
     @operation
     def change_delay(self, job_id: str, delay_ms: int) -> Steps[bool]:
-        """Make a delayed job due ``delay_ms`` from now; False when it is not delayed."""
-        delay_ms = whole_number("delay_ms", delay_ms, minimum=0, error=JobOptionsError)
+        """Make a delayed job due ``delay_ms`` from now (at most MAX_DELAY_MS); False when
+        it is not delayed."""
+        delay_ms = require_delay_ms("delay_ms", delay_ms)
         call = ScriptCall(
             scripts.CHANGE_DELAY,
-            [keys.job_key(job_id), keys.delayed_key(self.name), keys.wake_key(self.name),
+            [self.job_key(job_id), keys.delayed_key(self.name), keys.wake_key(self.name),
              self.events],
             [job_id, delay_ms, self.limits.events_max_len],
         )  # fmt: skip
@@ -140,15 +146,15 @@ class QueueChanges(QueueReads[C]):
     def change_priority(self, job_id: str, priority: int) -> Steps[bool]:
         """Give a waiting or delayed job another priority (1 highest, 0 none); False
         when it is neither or a worker already holds its message."""
-        priority = whole_number("priority", priority, minimum=0, error=JobOptionsError)
-        state, message = yield Command("HMGET", keys.job_key(job_id), "state", "msg")
+        priority = require_priority(priority)
+        state, message = yield Command("HMGET", self.job_key(job_id), "state", "msg")
         if message is None or as_text(state) not in ("waiting", "delayed"):
             return False
         read = as_text(message)
         rewritten, opts = _with_priority(json.loads(read), priority)
         call = ScriptCall(
             scripts.CHANGE_PRIORITY,
-            [keys.job_key(job_id), keys.priority_list_key(self.name, priority_level(priority))],
+            [self.job_key(job_id), keys.priority_list_key(self.name, priority_level(priority))],
             [read, kombu_redis.dumps(rewritten), json.dumps(opts)],
         )
         return (yield from one(call, bool))
@@ -187,8 +193,8 @@ class QueueChanges(QueueReads[C]):
     def clean(self, grace_ms: int, limit: int, state: str = "completed") -> Steps[list[str]]:
         """Remove up to ``limit`` jobs in ``state`` (completed, failed, waiting or
         delayed) older than ``grace_ms`` (finished, or added, that long ago); their ids."""
-        grace_ms = whole_number("grace_ms", grace_ms, minimum=0, error=JobOptionsError)
-        limit = whole_number("limit", limit, error=JobOptionsError)
+        grace_ms = require_delay_ms("grace_ms", grace_ms)
+        limit = whole_number("limit", limit, maximum=MAX_KEEP, error=JobOptionsError)
         if state in ("completed", "failed"):
             return (yield from self._clean_finished(state, grace_ms, limit))
         if state not in ("waiting", "delayed"):
@@ -210,8 +216,9 @@ class QueueChanges(QueueReads[C]):
         call = ScriptCall(
             scripts.CLEAN,
             [key, self.events],
-            [keys.JOB_KEY_PREFIX, keys.CELERY_RESULT_KEY_PREFIX, keys.JOB_LOGS_KEY_PREFIX,
-             grace_ms, limit, state, self.limits.events_max_len],
+            [keys.job_key_prefix(self.name), keys.CELERY_RESULT_KEY_PREFIX,
+             keys.job_logs_key_prefix(self.name), grace_ms, limit, state,
+             self.limits.events_max_len],
         )  # fmt: skip
         return (yield from one(call, lambda ids: [as_text(i) for i in ids]))
 
@@ -229,8 +236,8 @@ class QueueChanges(QueueReads[C]):
         ]
         sets = [keys.active_key(self.name), keys.delayed_key(self.name),
                 keys.completed_key(self.name), keys.failed_key(self.name)]  # fmt: skip
-        args = [1 if force else 0, keys.JOB_KEY_PREFIX, keys.CELERY_RESULT_KEY_PREFIX,
-                keys.JOB_LOGS_KEY_PREFIX, BATCH]  # fmt: skip
+        args = [1 if force else 0, keys.job_key_prefix(self.name), keys.CELERY_RESULT_KEY_PREFIX,
+                keys.job_logs_key_prefix(self.name), BATCH]  # fmt: skip
         deleted, done = 0, False
         while not done:
             reply = yield ScriptCall(scripts.OBLITERATE, [*sets, *own, "", *self.lists], args)
@@ -253,7 +260,9 @@ class QueueChanges(QueueReads[C]):
         kept = OPTION_NAMES - {"delay", "job_id"}
         options = parse_options(job_id=job.id, **{k: v for k, v in job.opts.items() if k in kept})
         limits = self.limits
-        checked = check_jobs(self.app, [(job.name, job.data, options)], limits.job_max_bytes)
+        checked = check_jobs(
+            self.app, self.name, [(job.name, job.data, options)], limits.job_max_bytes
+        )
         yield from self._remove(job.id)
         added = send_checked(self.app, self.name, checked, limits.events_max_len, limits.durability)
         return (yield from added)[0]
@@ -269,8 +278,8 @@ def drain(
         count, finished, taken = yield ScriptCall(
             scripts.DRAIN,
             [keys.delayed_key(queue), keys.events_key(queue), keys.KOMBU_UNACKED_KEY, *lists],
-            [keys.JOB_KEY_PREFIX, BATCH, 1 if delayed else 0, limits.events_max_len, queue,
-             JOB_HEADER, keys.JOB_LOGS_KEY_PREFIX],
+            [keys.job_key_prefix(queue), BATCH, 1 if delayed else 0, limits.events_max_len,
+             queue, JOB_HEADER, keys.job_logs_key_prefix(queue)],
         )  # fmt: skip
         removed, popped, done = removed + int(count), popped + int(taken), bool(finished)
     return removed, popped

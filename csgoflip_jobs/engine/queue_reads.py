@@ -19,6 +19,9 @@ from csgoflip_jobs.helpers.redis_calls import Batch, C, Command, ScriptCall, Ste
 
 LIST_STATES = (*STATES, "paused")
 
+MAX_RANK = 2**53
+"""Largest ``start`` or ``end`` of a listing (Redis takes ranks as 64-bit integers)."""
+
 WAIT_BLOCK_S = 1.0
 """Longest one wait for an event blocks before the job's state is read again."""
 
@@ -29,7 +32,7 @@ class QueueReads(QueueBase[C]):
     @operation
     def get_job(self, job_id: str) -> Steps[Job | None]:
         """The job with this id, in whatever state, or None when unknown or removed."""
-        record = yield Command("HGETALL", keys.job_key(job_id))
+        record = yield Command("HGETALL", self.job_key(job_id))
         return Job.from_record(job_id, record) if record else None
 
     @operation
@@ -89,7 +92,7 @@ class QueueReads(QueueBase[C]):
                 keys.KOMBU_UNACKED_KEY,
                 keys.paused_key(self.name),
             ],
-            [self.name, keys.JOB_KEY_PREFIX, JOB_HEADER],
+            [self.name, keys.job_key_prefix(self.name), JOB_HEADER],
         )
         names = ("waiting", "delayed", "active", "completed", "failed", "paused")
         return (yield from one(call, lambda reply: dict(zip(names, map(int, reply), strict=True))))
@@ -97,7 +100,7 @@ class QueueReads(QueueBase[C]):
     @operation
     def get_job_logs(self, job_id: str, start: int = 0, end: int = -1) -> Steps[list[str]]:
         """The lines a job's task logged (``self.log``), oldest first."""
-        lines = yield Command("LRANGE", keys.job_logs_key(job_id), start, end)
+        lines = yield Command("LRANGE", keys.job_logs_key(self.name, job_id), start, end)
         return [as_text(line) for line in lines]
 
     @operation
@@ -137,14 +140,14 @@ class QueueReads(QueueBase[C]):
         """The jobs of ``ids`` still on record, in that order."""
         if not ids:
             return []
-        records = yield Batch([Command("HGETALL", keys.job_key(i)) for i in ids])
+        records = yield Batch([Command("HGETALL", self.job_key(i)) for i in ids])
         return [Job.from_record(i, r) for i, r in zip(ids, records, strict=True) if r]
 
     def _ids(self, state: str, start: int, end: int, asc: bool) -> Steps[list[str]]:
         if state not in LIST_STATES:
             raise JobOptionsError(f"unknown state {state!r}; the states are {LIST_STATES}")
-        start = whole_number("start", start, minimum=0, error=JobOptionsError)
-        end = whole_number("end", end, minimum=-1, error=JobOptionsError)
+        start = whole_number("start", start, minimum=0, maximum=MAX_RANK, error=JobOptionsError)
+        end = whole_number("end", end, minimum=-1, maximum=MAX_RANK, error=JobOptionsError)
         if state in ("waiting", "paused"):
             paused = yield Command("EXISTS", keys.paused_key(self.name))
             if bool(paused) != (state == "paused"):
@@ -172,12 +175,12 @@ class QueueReads(QueueBase[C]):
         return ScriptCall(
             scripts.LIST_WAITING,
             [keys.KOMBU_UNACKED_KEY, *self.lists],
-            [self.name, keys.JOB_KEY_PREFIX, JOB_HEADER, start, end],
+            [self.name, keys.job_key_prefix(self.name), JOB_HEADER, start, end],
         )
 
     def _active_ids(self, start: int, end: int, asc: bool) -> Steps[list[str]]:
         members = [as_text(i) for i in (yield Command("SMEMBERS", keys.active_key(self.name)))]
-        started = yield Batch([Command("HGET", keys.job_key(i), "processed_on") for i in members])
+        started = yield Batch([Command("HGET", self.job_key(i), "processed_on") for i in members])
         order = sorted(zip(members, started, strict=True), key=lambda p: int(p[1] or 0))
         ordered = [i for i, _ in (order if asc else reversed(order))]
         return ordered[start : None if end == -1 else end + 1]

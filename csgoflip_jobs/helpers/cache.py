@@ -53,6 +53,12 @@ CACHE_FILL_POLL_S = 0.01
 _MISS = object()
 
 
+def escape_glob(text: str) -> str:
+    """``text`` with Redis glob syntax escaped, to match itself only inside a pattern
+    (``invalidate_pattern(f"user:{escape_glob(user_id)}:*")``)."""
+    return "".join(f"\\{ch}" if ch in "*?[]\\^" else ch for ch in text)
+
+
 class CacheOps(RedisOps[C]):
     """The steps of every cache call, shared by the sync and asyncio services."""
 
@@ -83,8 +89,20 @@ class CacheOps(RedisOps[C]):
 
     @operation
     def invalidate_pattern(self, pattern: str) -> Steps[int]:
-        """Drop every cached key matching a glob ``pattern``; never blocks Redis with KEYS."""
-        match = keys.cache_key(require_key("pattern", pattern))
+        """Drop every cached key matching the Redis glob ``pattern`` (``*``, ``?``,
+        ``[...]`` and ``\\`` are glob syntax: pass text from users through
+        :func:`escape_glob`, or use :meth:`invalidate_prefix`); how many. Never blocks
+        Redis with KEYS."""
+        return (yield from self._invalidate(require_key("pattern", pattern)))
+
+    @operation
+    def invalidate_prefix(self, prefix: str) -> Steps[int]:
+        """Drop every cached key starting with ``prefix``, taken literally (a ``*`` in a
+        user id matches only itself); how many."""
+        return (yield from self._invalidate(f"{escape_glob(require_key('prefix', prefix))}*"))
+
+    def _invalidate(self, pattern: str) -> Steps[int]:
+        match = keys.cache_key(pattern)
         removed, cursor = 0, b"0"
         while True:
             cursor, found = yield Command("SCAN", cursor, "MATCH", match, "COUNT", SCAN_BATCH)

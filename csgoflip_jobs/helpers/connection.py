@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ from csgoflip_jobs.helpers.errors import (
     BrokerOutOfMemoryError,
     BrokerTimeoutError,
     BrokerUnavailableError,
+    WrongKeyTypeError,
 )
 from csgoflip_jobs.helpers.sentinel import is_sentinel_url, master_client
 from csgoflip_jobs.settings import Settings, get_settings
@@ -207,7 +208,28 @@ def broker_error(exc: BaseException, url: str) -> BrokerError | None:
         )
     if isinstance(cause, redis.ConnectionError | OperationalError):
         return BrokerUnavailableError(f"{where} could not be reached: {cause}")
+    if isinstance(cause, Exception):
+        return wrong_key_type(cause, ())  # e.g. kombu's own pipeline: Redis names the key
     return None
+
+
+WRONG_TYPE_KEYS_SHOWN = 12
+"""Most keys a WrongKeyTypeError names (a script may touch dozens)."""
+
+
+def wrong_key_type(error: Exception, keys: Sequence[Any]) -> WrongKeyTypeError | None:
+    """For Redis's WRONGTYPE answer to a call of ``keys``, the error naming them (a
+    pipeline's answer names its command and key itself)."""
+    if not isinstance(error, redis.ResponseError) or "WRONGTYPE" not in str(error):
+        return None
+    named = ", ".join(as_text(key) for key in keys[:WRONG_TYPE_KEYS_SHOWN])
+    if len(keys) > WRONG_TYPE_KEYS_SHOWN:
+        named += f" and {len(keys) - WRONG_TYPE_KEYS_SHOWN} more"
+    return WrongKeyTypeError(
+        "Redis refused the call: a key it uses holds another kind of value than the "
+        "platform keeps there (written by something else?); "
+        f"{f'its keys: {named}; ' if named else ''}Redis said: {error}"
+    )
 
 
 @contextmanager

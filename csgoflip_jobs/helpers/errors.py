@@ -31,6 +31,11 @@ class BrokerOutOfMemoryError(BrokerError):
     """The queue Redis is at maxmemory (noeviction) and refused to store the job."""
 
 
+class WrongKeyTypeError(BrokerError):
+    """A key the call uses holds another kind of value than the platform keeps there
+    (something else wrote it); the message names the call's keys."""
+
+
 class BrokerNotReplicatedError(BrokerError):
     """The queue Redis holds the job, but fewer replicas than REDIS_MIN_REPLICAS_ACK
     confirmed it in time: it may or may not survive a failover; adding it again with

@@ -37,6 +37,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from csgoflip_jobs.helpers.clients import Role, async_clients, sync_clients
+from csgoflip_jobs.helpers.connection import wrong_key_type
 from csgoflip_jobs.helpers.scripts import known_scripts, queue_script
 
 T = TypeVar("T")
@@ -237,10 +238,13 @@ def _execute(clients: list[redis.Redis], call: Call) -> Any:
 
 
 def _execute_on(client: redis.Redis, call: Command | ScriptCall | Batch) -> Any:
-    if isinstance(call, Command):
-        return cast(Any, client).execute_command(*call.args)
-    if isinstance(call, ScriptCall):
-        return _evalsha(cast(Any, client).execute_command, call)
+    if not isinstance(call, Batch):
+        try:
+            if isinstance(call, Command):
+                return cast(Any, client).execute_command(*call.args)
+            return _evalsha(cast(Any, client).execute_command, call)
+        except redis.ResponseError as exc:
+            raise _named(call, exc) or exc from None  # the named one quotes Redis's
     sent = call.sent
     replies = _pipeline(client, sent)
     again = call.to_run_again(replies)
@@ -267,7 +271,14 @@ def _pipeline(client: redis.Redis, calls: Sequence[Command | ScriptCall]) -> lis
                 cast(Any, pipe).execute_command(*call.args)
             else:
                 queue_script(pipe, call.script, list(call.keys), list(call.args))
-        return list(pipe.execute(raise_on_error=False))
+        replies = pipe.execute(raise_on_error=False)
+        return [_named(c, r) or r for c, r in zip(calls, replies, strict=True)]
+
+
+def _named(call: Command | ScriptCall, reply: Any) -> Exception | None:
+    """For a WRONGTYPE error, the error naming the call's keys (WrongKeyTypeError)."""
+    keys = call.keys if isinstance(call, ScriptCall) else call.args[1:2]
+    return wrong_key_type(reply, keys) if isinstance(reply, Exception) else None
 
 
 # --- the asyncio API --------------------------------------------------------------------
@@ -323,10 +334,13 @@ async def _aexecute(clients: list[aioredis.Redis], call: Call) -> Any:
 
 
 async def _aexecute_on(client: aioredis.Redis, call: Command | ScriptCall | Batch) -> Any:
-    if isinstance(call, Command):
-        return await cast(Any, client).execute_command(*call.args)
-    if isinstance(call, ScriptCall):
-        return await _aevalsha(client, call)
+    if not isinstance(call, Batch):
+        try:
+            if isinstance(call, Command):
+                return await cast(Any, client).execute_command(*call.args)
+            return await _aevalsha(client, call)
+        except redis.ResponseError as exc:
+            raise _named(call, exc) or exc from None  # the named one quotes Redis's
     sent = call.sent
     replies = await _apipeline(client, sent)
     again = call.to_run_again(replies)
@@ -340,15 +354,12 @@ async def _aexecute_on(client: aioredis.Redis, call: Command | ScriptCall | Batc
 
 
 async def _aevalsha(client: aioredis.Redis, call: ScriptCall) -> Any:
+    evalsha = cast(Any, client).evalsha
     try:
-        return await cast(Any, client).evalsha(
-            call.script.sha, len(call.keys), *call.keys, *call.args
-        )
+        return await evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
     except NoScriptError:
         await cast(Any, client).execute_command("SCRIPT", "LOAD", call.script.script)
-        return await cast(Any, client).evalsha(
-            call.script.sha, len(call.keys), *call.keys, *call.args
-        )
+        return await evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
 
 
 async def _apipeline(client: aioredis.Redis, calls: Sequence[Command | ScriptCall]) -> list[Any]:
@@ -358,7 +369,8 @@ async def _apipeline(client: aioredis.Redis, calls: Sequence[Command | ScriptCal
                 pipe.execute_command(*call.args)
             else:
                 pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-        return list(await pipe.execute(raise_on_error=False))
+        replies = await pipe.execute(raise_on_error=False)
+        return [_named(c, r) or r for c, r in zip(calls, replies, strict=True)]
 
 
 # --- one definition, both APIs ---------------------------------------------------------

@@ -63,6 +63,11 @@ REDLOCK_RETRY_DELAY_MS = 200
 REDLOCK_RETRY_JITTER_MS = 200
 REDLOCK_AUTOMATIC_EXTENSION_THRESHOLD_MS = 500
 
+FENCE_TTL_S = 7 * 24 * 3600
+"""A resource's fencing counter expires this long after its last lock (one per user and
+withdrawal would otherwise stay for ever in a noeviction Redis). Safe: a counter found
+missing restarts from the server clock in microseconds, past every token it gave."""
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -174,7 +179,7 @@ class RedlockOps(RedisOps[C]):
         require_positive("duration_ms", duration_ms)
         start = time.monotonic()
         replies = yield from self._on_each(
-            lua_scripts.LOCK_EXTEND, list(lock.resources), [lock.value, duration_ms]
+            lua_scripts.LOCK_EXTEND, _lock_keys(lock.resources), [lock.value, duration_ms]
         )
         agreed = sum(1 for reply in replies if reply)
         validity_s = self._validity_s(duration_ms, start)
@@ -189,7 +194,7 @@ class RedlockOps(RedisOps[C]):
     def release(self, lock: Lock) -> Steps[int]:
         """Release a lock we hold; returns on how many masters it was still ours."""
         replies = yield from self._on_each(
-            lua_scripts.COMPARE_AND_DELETE, list(lock.resources), [lock.value]
+            lua_scripts.COMPARE_AND_DELETE, _lock_keys(lock.resources), [lock.value]
         )
         return sum(int(reply or 0) for reply in replies)
 
@@ -213,8 +218,8 @@ class RedlockOps(RedisOps[C]):
         failures: list[str],
     ) -> Steps[Lock | None]:
         start = time.monotonic()
-        script_keys = [keys.lock_key(n) for n in names] + [keys.fence_key(n) for n in names]
-        args = [value, duration_ms]
+        script_keys = _lock_keys(names) + [keys.fence_key(n) for n in names]
+        args = [value, duration_ms, FENCE_TTL_S * 1000]
         replies = yield from self._on_each(lua_scripts.LOCK_ACQUIRE, script_keys, args)
         won = [(i, [int(t) for t in tokens]) for i, tokens in enumerate(replies) if tokens]
         fencing: dict[str, int] = {}
@@ -225,7 +230,10 @@ class RedlockOps(RedisOps[C]):
             raised = 0
             for index, _tokens in won:
                 tokens = [fencing[n] for n in names]
-                reply = yield On(index, ScriptCall(lua_scripts.LOCK_RAISE_FENCES, fences, tokens))
+                call = ScriptCall(
+                    lua_scripts.LOCK_RAISE_FENCES, fences, [FENCE_TTL_S * 1000, *tokens]
+                )
+                reply = yield On(index, call)
                 raised += 0 if isinstance(reply, redis.RedisError) or reply is None else 1
             if raised < self.quorum:
                 won = []
@@ -234,7 +242,7 @@ class RedlockOps(RedisOps[C]):
             return Lock(names, value, time.monotonic() + validity_s, fencing, attempt)
         failures.append(f"{len(won)} of {len(self.clients)} masters locked")
         for index, _tokens in won:
-            yield On(index, ScriptCall(lua_scripts.COMPARE_AND_DELETE, list(names), [value]))
+            yield On(index, ScriptCall(lua_scripts.COMPARE_AND_DELETE, _lock_keys(names), [value]))
         return None
 
     def _validity_s(self, duration_ms: int, start: float) -> float:
@@ -332,6 +340,10 @@ class AsyncRedlockService(RedlockOps[aioredis.Redis], AsyncRunner):
 def default_redlock() -> RedlockService:
     """The process-wide RedlockService over REDLOCK_URLS (its clients are thread-safe)."""
     return RedlockService()
+
+
+def _lock_keys(names: Sequence[str]) -> list[str]:
+    return [keys.lock_key(name) for name in names]
 
 
 def _resources(resources: str | Sequence[str]) -> tuple[str, ...]:

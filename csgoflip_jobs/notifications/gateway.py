@@ -78,7 +78,10 @@ class Client:
 class Hub:
     """The gateway's single pub/sub connection and the clients listening on it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str | None = None) -> None:
+        """Listen on the Redis at ``url``, on the channels of ``namespace`` (default:
+        Settings.channel_namespace, as NotificationService publishes)."""
+        self._namespace = get_settings().channel_namespace if namespace is None else namespace
         self._redis = make_async_client(
             url,
             client_name=client_name(PUBSUB_CLIENT_NAME),
@@ -93,7 +96,7 @@ class Hub:
 
     async def start(self) -> None:
         """Subscribe to site-wide events and start reading."""
-        await self._pubsub.subscribe(keys.BROADCAST_CHANNEL)
+        await self._pubsub.subscribe(keys.broadcast_channel(self._namespace))
         self._reader = asyncio.create_task(self._read(), name="gateway-pubsub-reader")
 
     async def close(self) -> None:
@@ -107,7 +110,7 @@ class Hub:
 
     async def add(self, client: Client) -> None:
         """Start delivering the client's user channel (and broadcasts) to it."""
-        channel = keys.user_channel(client.user_id)
+        channel = keys.user_channel(self._namespace, client.user_id)
         if channel not in self._listeners:
             self._listeners[channel] = set()
             await self._pubsub.subscribe(channel)
@@ -118,7 +121,7 @@ class Hub:
         """Stop delivering to the client; unsubscribe its channel if it was the last."""
         self._clients.discard(client)
         self.dropped_total += client.dropped
-        channel = keys.user_channel(client.user_id)
+        channel = keys.user_channel(self._namespace, client.user_id)
         listeners = self._listeners.get(channel)
         if listeners is None:
             return
@@ -151,7 +154,9 @@ class Hub:
 
     def _dispatch(self, channel: str, data: str) -> None:
         targets = (
-            self._clients if channel == keys.BROADCAST_CHANNEL else self._listeners.get(channel, ())
+            self._clients
+            if channel == keys.broadcast_channel(self._namespace)
+            else self._listeners.get(channel, ())
         )
         for client in targets:
             client.offer(data)

@@ -19,6 +19,7 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine.errors import UnrecoverableError
 from csgoflip_jobs.helpers.arguments import whole_number
 from csgoflip_jobs.helpers.connection import broker_client
+from csgoflip_jobs.settings import get_settings
 
 NOTIFICATIONS_KEEP = 50
 """Newest notifications kept per user, for clients that reconnect."""
@@ -42,9 +43,20 @@ class Notification:
 class NotificationService:
     """Sends notifications and reads a user's recent ones."""
 
-    def __init__(self, client: redis.Redis | None = None, keep: int = NOTIFICATIONS_KEEP) -> None:
+    def __init__(
+        self,
+        client: redis.Redis | None = None,
+        keep: int = NOTIFICATIONS_KEEP,
+        namespace: str | None = None,
+    ) -> None:
         self._client = client
         self._keep = whole_number("keep", keep)
+        self._namespace = get_settings().channel_namespace if namespace is None else namespace
+
+    def channel(self, user_id: int | None) -> str:
+        """The pub/sub channel the user's notifications go to (the broadcast one for
+        None): what a subscriber listens on (it carries Settings.channel_namespace)."""
+        return _destinations(self._namespace, user_id)[0]
 
     @property
     def client(self) -> redis.Redis:
@@ -54,7 +66,7 @@ class NotificationService:
     def send(self, user_id: int | None, type: str, payload: dict[str, Any]) -> Notification:
         """Publish to the user's channel (or the broadcast one) and keep it; one round trip."""
         notification = _build(user_id, type, payload)
-        channel, recent = _destinations(user_id)
+        channel, recent = _destinations(self._namespace, user_id)
         message = notification.to_json()
         with self.client.pipeline(transaction=True) as pipe:
             pipe.lpush(recent, message)
@@ -65,15 +77,15 @@ class NotificationService:
 
     def recent(self, user_id: int | None, count: int = NOTIFICATIONS_KEEP) -> list[Notification]:
         """The user's newest notifications, newest first."""
-        _channel, recent = _destinations(user_id)
+        _channel, recent = _destinations(self._namespace, user_id)
         items = self.client.lrange(recent, 0, count - 1)
         return [Notification(**json.loads(item)) for item in items]
 
 
-def _destinations(user_id: int | None) -> tuple[str, str]:
+def _destinations(namespace: str, user_id: int | None) -> tuple[str, str]:
     if user_id is None:
-        return keys.BROADCAST_CHANNEL, keys.BROADCAST_RECENT_KEY
-    return keys.user_channel(user_id), keys.user_recent_key(user_id)
+        return keys.broadcast_channel(namespace), keys.BROADCAST_RECENT_KEY
+    return keys.user_channel(namespace, user_id), keys.user_recent_key(user_id)
 
 
 def _build(user_id: object, type: object, payload: object) -> Notification:

@@ -1,5 +1,5 @@
 """The ``csgoflip-jobs`` commands that read and change jobs: enqueue, counts, jobs,
-remove, promote, pause, resume, drain, clean, retry-failed, events."""
+remove, promote, pause, resume, drain, clean, retry-failed, events, upgrade-keys."""
 
 from __future__ import annotations
 
@@ -220,6 +220,23 @@ def _event_line(event: dict[str, Any]) -> str:
     return f"{event['id']}  {event['event']:<10} {event['job_id'] or '-'}  {details}".rstrip()
 
 
+@click.command("upgrade-keys")
+def upgrade_keys() -> None:
+    """Move job records an earlier version kept under shared keys to their queue's (every
+    worker does so at start); safe to run at any time. Exit 1 when some were left."""
+    from csgoflip_jobs.engine.upgrade import upgrade_job_keys
+    from csgoflip_jobs.helpers.connection import broker_client
+
+    report = upgrade_job_keys(broker_client())
+    click.echo(f"moved {report.moved} job records to their queues' keys")
+    for job_id in report.taken:
+        click.echo(f"left {job_id}: its queue has a job of that id already")
+    for job_id in report.lost:
+        click.echo(f"left {job_id}: its record names no queue")
+    if not report.complete:
+        raise SystemExit(1)
+
+
 COMMANDS = (enqueue, counts, jobs, remove, promote, pause, resume, drain, clean, retry_failed,
-            events)  # fmt: skip
+            events, upgrade_keys)  # fmt: skip
 """Registered on the ``csgoflip-jobs`` group by :mod:`csgoflip_jobs.ops.cli`."""

@@ -33,7 +33,7 @@ end
 def _record(task: Any, **extra: Any) -> None:
     header = getattr(task.request, "bullmq", None) or {}
     entry = {
-        "id": task.request.id,
+        "id": task.job_id,
         "name": task.name,
         "attempt": header.get("attempt", 1),
         "at": time.time(),
@@ -148,7 +148,7 @@ def defer_once(self: Any, delay_ms: int = 1000) -> str:
 def record_file(self: Any, n: int, log: str) -> int:
     """Append the run to the file ``log`` (one JSON line: job id, ``n``, time, pid): a
     record outside Redis, which survives whatever a failover loses."""
-    line = json.dumps({"id": self.request.id, "n": n, "at": time.time(), "pid": os.getpid()})
+    line = json.dumps({"id": self.job_id, "n": n, "at": time.time(), "pid": os.getpid()})
     # One write of a short line with O_APPEND: lines of concurrent runs never interleave.
     with open(log, "a") as out:
         out.write(line + "\n")

@@ -200,8 +200,6 @@ class JobsBoard:
                 f"no job {job_id!r} in queue {queue_name!r} (never added, removed, "
                 "or dropped by retention)"
             )
-        if job.queue and job.queue != queue_name:
-            raise NotFoundError(f"job {job_id!r} is in queue {job.queue!r}, not {queue_name!r}")
         return job
 
     def job_detail(self, queue_name: str, job_id: str) -> JobDetail:

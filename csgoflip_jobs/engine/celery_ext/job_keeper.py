@@ -1,6 +1,8 @@
 """What every worker runs beside Celery's consumer.
 
-* :class:`JobKeeper` (a consumer boot step) runs one thread that
+* :class:`JobKeeper` (a consumer boot step) first moves any job records an earlier
+  version left under legacy keys (:mod:`csgoflip_jobs.engine.upgrade`), then runs one
+  thread that
   - moves due delayed jobs and retries onto their queues (``PROMOTE`` script),
     waking at once when a new delayed job arrives and otherwise at the next
     due time;
@@ -26,6 +28,7 @@ from celery.concurrency.solo import TaskPool as SoloPool
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import scripts
 from csgoflip_jobs.engine.celery_ext.qos import running_delivery_tags
+from csgoflip_jobs.engine.upgrade import ensure_current_layout
 from csgoflip_jobs.helpers.connection import make_client
 from csgoflip_jobs.settings import get_settings
 
@@ -102,7 +105,7 @@ class JobKeeperThread(threading.Thread):
                         keys.ready_key(queue),
                         keys.events_key(queue),
                     ],
-                    args=[keys.JOB_KEY_PREFIX, SCHEDULER_BATCH, self._events_max_len],
+                    args=[keys.job_key_prefix(queue), SCHEDULER_BATCH, self._events_max_len],
                     client=self._client,
                 )
                 if moved:
@@ -156,6 +159,9 @@ class JobKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
         parent.task_consumer.channel.start_on_delivery = runs_each_delivery_at_once(parent)
         queues = sorted(q.name for q in parent.task_consumer.queues)
         client = make_client(parent.app.conf.broker_url)
+        # Before the first message: a job still under a legacy key would be skipped as
+        # unknown when delivered, and dropped when due.
+        ensure_current_layout(client)
         settings = get_settings()
         self._thread = JobKeeperThread(
             client,

@@ -66,12 +66,12 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
             result=result, state=state, traceback=traceback, request=request
         )
         meta["task_id"] = task_id
-        queue, attempt, tag = self._job_context(task_id, request)
+        queue, job_id, attempt, tag = self._job_context(task_id, request)
         finished = keys.completed_key(queue) if outcome == "completed" else keys.failed_key(queue)
         keep = DEFAULT_KEEP_COMPLETED if outcome == "completed" else DEFAULT_KEEP_FAILED
         kind = "completed" if outcome == "completed" else "failed"
         script_keys = [
-            keys.job_key(task_id),
+            keys.job_key(queue, job_id),
             keys.active_key(queue),
             finished,
             bytes_to_str(self.get_key_for_task(task_id)),
@@ -85,16 +85,16 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
         args = [
             outcome,
             self.encode(meta),
-            task_id,
+            job_id,
             attempt,
             _outcome_value(outcome, meta, result),
             (traceback or "")[-STACKTRACE_MAX_CHARS:],
             keep,
-            keys.JOB_KEY_PREFIX,
+            keys.job_key_prefix(queue),
             self.task_keyprefix,
             settings.events_max_len,
             settings.metrics_max_minutes,
-            keys.JOB_LOGS_KEY_PREFIX,
+            keys.job_logs_key_prefix(queue),
             tag,
         ]
         self.ensure(self._run_finish, (script_keys, args))
@@ -103,15 +103,30 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
     def _run_finish(self, script_keys: list[str], args: list[Any]) -> None:
         scripts.FINISH(keys=script_keys, args=args, client=self.client)
 
-    def _job_context(self, task_id: str, request: Any) -> tuple[str, int, str]:
-        """The job's queue, the try's number and its delivery's tag ('' when none)."""
+    def _job_context(self, task_id: str, request: Any) -> tuple[str, str, int, str]:
+        """The job's queue and id, the try's number and its delivery's tag ('' when none)."""
         job = JobTry.from_request(request)
-        queue = job.queue
-        if not queue:
-            # Outside a worker's request (e.g. a revoke) the record knows the queue.
-            stored = broker_client().hget(keys.job_key(task_id), "queue")
-            queue = bytes_to_str(stored) if stored else "unknown"
-        return queue, job.attempt, job.tag
+        if job.queue:
+            return job.queue, job.job_id, job.attempt, job.tag
+        # Outside a worker's request (e.g. a revoke): the job whose record names this task.
+        queue, job_id = self._find_job(task_id) or ("unknown", task_id)
+        return queue, job_id, job.attempt, job.tag
+
+    def _find_job(self, task_id: str) -> tuple[str, str] | None:
+        """(queue, job id) of the job that is Celery task ``task_id``, if any: its job id
+        is the task id, or ``<queue>:<job id>`` is (keys.task_id_for)."""
+        candidates = []
+        for queue in (q.name for q in self.app.conf.task_queues or ()):
+            candidates.append((queue, task_id))
+            if task_id.startswith(f"{queue}:"):
+                candidates.append((queue, task_id[len(queue) + 1 :]))
+        pipe = broker_client().pipeline(transaction=False)
+        for queue, job_id in candidates:
+            pipe.hmget(keys.job_key(queue, job_id), "queue", "task_id")
+        for (queue, job_id), (stored, named) in zip(candidates, pipe.execute(), strict=True):
+            if stored is not None and bytes_to_str(named or job_id) == task_id:
+                return queue, job_id
+        return None
 
 
 def _outcome_value(outcome: str, meta: dict[str, Any], result: Any) -> str:

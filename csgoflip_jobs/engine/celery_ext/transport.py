@@ -263,11 +263,11 @@ class Channel(PublishingChannel):
             time.time(),
             DEAD_LETTERS_KEEP,
             1 if self.start_on_delivery else 0,
-            keys.JOB_KEY_PREFIX,
             os.urandom(8).hex(),  # this delivery's run token, as JobTask's START sends
             settings.max_stalled_count,
             settings.events_max_len,
             *[0 if q in self._no_ack_queues else 1 for q in queues],
+            *[keys.job_key_prefix(q) for q in queues],
             *(acks or ()),
         ]
         return script_keys, args

@@ -1,8 +1,9 @@
--- (lib/events.lua is prepended.)
+-- (lib/events.lua and lib/jobs.lua are prepended.)
 -- Removes up to `limit` jobs of a finished set (completed or failed) that finished
 -- more than `grace` ms ago, with their records, results and logs.
 -- KEYS: the finished zset, events
--- ARGV: 1 job key prefix, 2 Celery result key prefix, 3 job logs key prefix,
+-- ARGV: 1 the queue's job key prefix, 2 Celery result key prefix, 3 the queue's job
+--       logs key prefix,
 --       4 grace ms (jobs finished longer ago go), 5 limit, 6 state name, 7 events kept
 -- Returns the ids removed.
 local t = redis.call('TIME')
@@ -10,7 +11,8 @@ local t = redis.call('TIME')
 local cutoff = tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[4]) * 1000
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[5]))
 for _, id in ipairs(ids) do
-  redis.call('DEL', ARGV[1] .. id, ARGV[2] .. id, ARGV[3] .. id)
+  local job = ARGV[1] .. id
+  redis.call('DEL', job, result_key_of(ARGV[2], job, id), ARGV[3] .. id)
   redis.call('ZREM', KEYS[1], id)
 end
 if #ids > 0 then

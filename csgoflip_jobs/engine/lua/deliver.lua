@@ -1,5 +1,5 @@
--- (lib/dead_letter.lua, lib/events.lua, lib/start_try.lua and lib/unacked.lua are
--- prepended.)
+-- (lib/dead_letter.lua, lib/events.lua, lib/jobs.lua, lib/start_try.lua and
+-- lib/unacked.lua are prepended.)
 -- Takes the next message of the queues a worker consumes and records it as
 -- unacked in the same atomic step, so neither a worker crash nor a Redis
 -- restart between the pop and the bookkeeping can lose it (kombu's own
@@ -16,16 +16,16 @@
 --       queues' priority lists in pop order (level-major: each level, each queue in turn)
 -- ARGV: 1 n, 2 take_signal (1: also take one ready signal of the queue served),
 --       3 now (unix seconds, the worker's clock, as kombu's visibility sweep uses),
---       4 dead letters kept, 5 start (1/0), 6 job key prefix, 7 run token, 8 stalls
---       allowed, 9 events kept, then n flags (1: record as unacked; 0: a no-ack queue),
---       then the delivery tags acked (any number)
+--       4 dead letters kept, 5 start (1/0), 6 run token, 7 stalls allowed, 8 events
+--       kept, then n flags (1: record as unacked; 0: a no-ack queue), then the
+--       n queues' job key prefixes, then the delivery tags acked (any number)
 -- Returns {queue index (1-based), message, '', verdict} for a message (verdict: -1
 --         when not started here, else start_try's);
 --         {queue index, false, reason} for an item moved to the dead letters;
 --         false when every list is empty (their ready signals are then stale: dropped).
 local n = tonumber(ARGV[1])
-local first_flag = 10
-for i = first_flag + n, #ARGV do
+local first_flag = 9
+for i = first_flag + 2 * n, #ARGV do
   drop_unacked(KEYS[1], KEYS[2], ARGV[i])
 end
 local first_list = 4 + 4 * n
@@ -42,10 +42,10 @@ local function start(q, message, tag, info)
   end
   local job = headers['bullmq']
   local attempt = type(job) == 'table' and tonumber(job['attempt']) or 1
-  local id = headers['id']
-  return start_try(ARGV[6] .. id, KEYS[3 + 2 * n + q], KEYS[3 + 3 * n + q], KEYS[3 + n + q],
-                   id, attempt, headers['task'], info['routing_key'] or '', tag, ARGV[7],
-                   ARGV[8], ARGV[9])
+  local id = job_id_of(headers)
+  local job_key = ARGV[first_flag - 1 + n + q] .. id
+  return start_try(job_key, KEYS[3 + 2 * n + q], KEYS[3 + 3 * n + q], KEYS[3 + n + q], id, attempt, headers['task'], info['routing_key'] or '', tag, ARGV[6],
+                   ARGV[7], ARGV[8])
 end
 
 for i = first_list, #KEYS do

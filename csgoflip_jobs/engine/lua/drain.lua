@@ -1,11 +1,11 @@
--- (lib/events.lua, lib/held.lua and lib/messages.lua are prepended.)
+-- (lib/events.lua, lib/jobs.lua, lib/held.lua and lib/messages.lua are prepended.)
 -- Removes up to `batch` of a queue's waiting jobs (and, when asked, delayed ones):
 -- their messages and records. Call again until it reports done; the last call also
 -- removes the jobs held in workers' prefetch buffers (their deliveries are then
 -- skipped). A message whose job finished or is gone is stale and dropped too.
 -- KEYS: delayed zset, events, kombu's unacked hash, then the queue's priority lists
--- ARGV: 1 job key prefix, 2 batch, 3 delayed too (1/0), 4 events kept, 5 queue name,
---       6 the message header holding the try number, 7 job logs key prefix
+-- ARGV: 1 the queue's job key prefix, 2 batch, 3 delayed too (1/0), 4 events kept, 5 queue name,
+--       6 the message header holding the try number, 7 the queue's job logs key prefix
 -- Returns {jobs removed, 1 when nothing is left to drain else 0, messages taken off}.
 local prefix, logs = ARGV[1], ARGV[7]
 local budget, removed, popped = tonumber(ARGV[2]), 0, 0

@@ -1,4 +1,4 @@
--- (lib/events.lua and lib/unacked.lua are prepended.)
+-- (lib/events.lua, lib/jobs.lua and lib/unacked.lua are prepended.)
 -- Stores a finished try's outcome: Celery's result, the job's record, its event and
 -- the queue's per-minute metrics, then trims the finished set to the newest N,
 -- deleting the records, results and logs of what it trims.
@@ -10,8 +10,9 @@
 --       events, metrics list, metrics meta hash, unacked hash, unacked index zset
 -- ARGV: 1 outcome (completed|failed|retry), 2 encoded Celery meta, 3 job id,
 --       4 attempts made, 5 return value JSON or failed reason, 6 stack trace,
---       7 default number kept, 8 job key prefix, 9 Celery result key prefix,
---       10 events kept, 11 metrics minutes kept, 12 job logs key prefix,
+--       7 default number kept, 8 the queue's job key prefix, 9 Celery result key
+--       prefix, 10 events kept, 11 metrics minutes kept, 12 the queue's job logs key
+--       prefix,
 --       13 the delivery's tag ('' when not run from a delivery, e.g. a revoke)
 -- Returns 1; 0 when the job already finished or is gone (removed, obliterated).
 local job, active, finished, result_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -75,9 +76,10 @@ end
 local n = tonumber(keep) or tonumber(ARGV[7])
 local extra = redis.call('ZCARD', finished) - n
 if extra > 0 then
-  local old = redis.call('ZRANGE', finished, 0, extra - 1)
-  for _, old_id in ipairs(old) do
-    redis.call('DEL', ARGV[8] .. old_id, ARGV[9] .. old_id, ARGV[12] .. old_id)
+  local trimmed = redis.call('ZRANGE', finished, 0, extra - 1)
+  for _, old_id in ipairs(trimmed) do
+    local old = ARGV[8] .. old_id
+    redis.call('DEL', old, result_key_of(ARGV[9], old, old_id), ARGV[12] .. old_id)
   end
   redis.call('ZREMRANGEBYRANK', finished, 0, extra - 1)
 end

@@ -1,8 +1,9 @@
--- (lib/held.lua is prepended.)
+-- (lib/jobs.lua and lib/held.lua are prepended.)
 -- Counts one queue's jobs per state in one atomic snapshot.
 -- KEYS: the queue's priority lists, delayed zset, active set, completed zset,
 --       failed zset, kombu's unacked hash, paused flag
--- ARGV: queue name, job key prefix, the message header holding the try number
+-- ARGV: queue name, the queue's job key prefix, the message header holding the try
+--       number
 -- Returns {waiting, delayed, active, completed, failed, paused}: jobs waiting in a
 -- paused queue count as paused, not waiting. A job held in a worker's prefetch
 -- buffer counts as waiting: without it the counts could read "nothing waiting,

@@ -1,10 +1,10 @@
--- (lib/held.lua and lib/messages.lua are prepended.)
+-- (lib/jobs.lua, lib/held.lua and lib/messages.lua are prepended.)
 -- The ids of a queue's waiting jobs in the order they will run, positions
 -- start..stop (stop -1: to the end): first those held in workers' prefetch
 -- buffers, then each priority list from its tail (the next popped).
 -- KEYS: kombu's unacked hash, then the queue's priority lists in pop order
--- ARGV: queue name, job key prefix, the message header holding the try number,
---       start, stop
+-- ARGV: queue name, the queue's job key prefix, the message header holding the try
+--       number, start, stop
 -- Returns the ids ('' for an item that is not a readable message).
 local start, stop = tonumber(ARGV[4]), tonumber(ARGV[5])
 local out, pos = {}, 0

@@ -1,18 +1,19 @@
--- (lib/messages.lua is prepended.)
+-- (lib/jobs.lua and lib/messages.lua are prepended.)
 -- Deletes up to `batch` of a queue's jobs of every state, then, once none is left,
 -- the queue's own keys. Refuses while jobs run unless forced.
 -- KEYS: 1 active set, 2 delayed, 3 completed, 4 failed, then the queue's other keys
 --       (events, metrics, paused flag, ready and wake lists), then after a '' the
 --       queue's priority lists
--- ARGV: 1 force (1/0), 2 job key prefix, 3 Celery result key prefix,
---       4 job logs key prefix, 5 batch
+-- ARGV: 1 force (1/0), 2 the queue's job key prefix, 3 Celery result key prefix,
+--       4 the queue's job logs key prefix, 5 batch
 -- Returns {jobs deleted, 1 when the queue is gone else 0}, or -1 (jobs are running).
 if ARGV[1] ~= '1' and redis.call('SCARD', KEYS[1]) > 0 then
   return -1
 end
 local budget, deleted = tonumber(ARGV[5]), 0
 local function delete(id)
-  redis.call('DEL', ARGV[2] .. id, ARGV[3] .. id, ARGV[4] .. id)
+  local job = ARGV[2] .. id
+  redis.call('DEL', job, result_key_of(ARGV[3], job, id), ARGV[4] .. id)
   deleted = deleted + 1
 end
 local separator = 5

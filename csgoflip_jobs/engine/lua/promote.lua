@@ -1,7 +1,7 @@
 -- (lib/events.lua is prepended.)
 -- Moves every due delayed job of a queue onto its list.
 -- KEYS: delayed zset, wake list, ready list, events
--- ARGV: job key prefix, batch size, events kept
+-- ARGV: the queue's job key prefix, batch size, events kept
 -- Returns {moved, ms until the next is due or -1}.
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))

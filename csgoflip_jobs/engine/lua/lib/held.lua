@@ -1,6 +1,7 @@
--- Library: jobs a worker has taken into its prefetch buffer but not started.
+-- Library (needs lib/jobs.lua): jobs a worker has taken into its prefetch buffer but
+-- not started.
 -- held_waiting(unacked, queue, prefix, header) returns the ids (each once) of the
--- jobs of `queue` whose delivery sits in kombu's unacked hash while the job still
+-- jobs of `queue` (records under `prefix`) whose delivery sits in kombu's unacked hash while the job still
 -- waits for that very delivery. Entries are kombu's [message, exchange, routing
 -- key]; the routing key is the queue. A delivery of an earlier try, held until its
 -- ack while the next try is already queued, does not count.
@@ -13,7 +14,7 @@ local function held_waiting(unacked, queue, prefix, header)
       local ok, entry = pcall(cjson.decode, raw)
       local message = ok and type(entry) == 'table' and entry[3] == queue and entry[1]
       local headers = type(message) == 'table' and message['headers']
-      local id = type(headers) == 'table' and headers['id']
+      local id = type(headers) == 'table' and job_id_of(headers)
       if type(id) == 'string' and not seen[id] then
         local props = message['properties']
         local tag = type(props) == 'table' and props['delivery_tag']
