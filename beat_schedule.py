@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from csgoflip_jobs.payments.service import STUCK_WITHDRAWAL_AFTER_S, STUCK_WITHDRAWAL_SWEEP_S
+from csgoflip_jobs.payments.service import STUCK_WITHDRAWAL_SWEEP_S
+from csgoflip_jobs.payments.stuck import STUCK_WITHDRAWAL_AFTER_S
 from csgoflip_jobs.settings import get_settings
 
 SESSION_PRUNE_INTERVAL_S = 3600

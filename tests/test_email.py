@@ -109,6 +109,23 @@ def test_a_malformed_address_fails_at_once_without_touching_smtp(
     assert handler.attempts == 0
 
 
+def test_a_line_break_in_the_subject_fails_at_once_without_touching_smtp(
+    smtp: tuple[ScriptedHandler, int],
+    workers: Callable[..., WorkerProcess],
+    redis_client: redis.Redis,
+) -> None:
+    """A CR/LF from a subject variable (header injection) was retried three times."""
+    handler, port = smtp
+    workers(queues="email", env=smtp_env(port))
+    context = {**CONTEXT, "username": "eve\r\nBcc: everyone@example.com"}
+    job_id = JobQueue("email").add(
+        "send-email", {"to": "player@example.com", "template": "welcome", "context": context}
+    )
+    job = wait_for_state(JobQueue("email"), job_id, "failed", 15)
+    assert job.attempts_made == 1 and "subject holds a line break" in (job.failed_reason or "")
+    assert handler.attempts == 0
+
+
 def test_unknown_templates_and_missing_context_are_permanent() -> None:
     service = EmailService(Settings())
     with pytest.raises(PermanentEmailError, match="no-such-template"):

@@ -142,3 +142,27 @@ def test_the_page_signs_in_deposits_and_sees_withdrawals_move_live(webapp: str) 
         page.wait_for_selector("#withdrawals tr:nth-child(1) .status-completed", timeout=30_000)
         assert page.inner_text("#balance") == "7500"
         page.screenshot(path=str(screenshot_path("webapp-completed")))
+
+
+HOSTILE_AMOUNTS = ["9223372036854775808", "-1", "1e400", "NaN", '"\'"', '"99999999999999999999"']
+"""JSON texts of amounts: 2^63, -1, 1e400 (infinity), NaN, a quote, a 20-digit string."""
+
+
+def test_hostile_input_is_a_400_with_a_message_never_a_500(webapp: str, tmp_path: Path) -> None:
+    with httpx.Client(base_url=webapp, timeout=10) as client:
+        for name in ['o"neil', "x'; --", "<b>", "a" * 33]:
+            refused = client.post("/api/sign-in", json={"name": name})
+            assert refused.status_code == 400 and "a name of 1 to 32" in refused.json()["error"]
+        assert client.post("/api/sign-in", json={"name": "mallory"}).status_code == 200
+        headers = {"content-type": "application/json"}
+        for path in ("/api/deposits", "/api/withdrawals"):
+            for amount in HOSTILE_AMOUNTS:
+                answer = client.post(path, content=f'{{"amount": {amount}}}', headers=headers)
+                assert answer.status_code == 400, (path, amount, answer.text)
+                assert "amount must be a whole number of minor units" in answer.json()["error"]
+        answer = client.post(f"/api/withdrawals/{'9' * 20}/cancel")
+        assert answer.status_code == 400
+        assert "withdrawal_id must be a whole number from 1 to" in answer.json()["error"]
+        assert client.get("/api/me").json()["balance"] == 0
+    log = (tmp_path / "webapp.log").read_text()
+    assert "Traceback" not in log and " 500 " not in log, log

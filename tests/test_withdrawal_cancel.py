@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from csgoflip_jobs import JobQueue
+from csgoflip_jobs import JobQueue, LockError, RedlockService, keys
 from csgoflip_jobs.payments.gateways import SandboxGateway
 from csgoflip_jobs.payments.service import PaymentService
 from tests.support.payment_helpers import (
@@ -122,3 +122,26 @@ def test_a_withdrawal_whose_job_stalls_out_is_left_uncertain(
     assert ledger_entries(service, f"withdrawal:{withdrawal_id}") == [("withdrawal", -300)]
     report = service.reconcile()
     assert report.uncertain_withdrawals == [withdrawal_id] and not report.ok
+
+
+def test_a_busy_balance_is_no_answer_of_too_late(
+    database_url: str, redis_client: redis.Redis
+) -> None:
+    """Only the withdrawal's own lock means its payout began. A deposit holding the
+    balance lock made cancel_withdrawal answer False ("too late") for a pending one."""
+    impatient = RedlockService([redis_client], retry_count=1)
+    base = payment_service(database_url)
+    service = PaymentService(base.sessions, base.gateway, impatient)
+    user_id = funded_user(service, 1_000)
+    withdrawal_id = service.request_withdrawal(user_id, 400)
+    with (
+        impatient.lock(keys.balance_lock(user_id), 5_000),  # e.g. a deposit under way
+        pytest.raises(LockError, match=f"could not lock user:{user_id}:balance"),
+    ):
+        service.cancel_withdrawal(withdrawal_id)
+    assert service.get_withdrawal(withdrawal_id).status == "pending"
+    assert service.get_balance(user_id) == 600
+    assert service.cancel_withdrawal(withdrawal_id) is True
+    assert service.get_balance(user_id) == 1_000
+    with impatient.lock(keys.withdrawal_lock(withdrawal_id), 5_000):
+        assert service.cancel_withdrawal(withdrawal_id) is True  # cancelled already

@@ -18,10 +18,10 @@ from csgoflip_jobs.helpers.errors import LockError
 from csgoflip_jobs.payments.errors import PaymentError, PermanentPayoutError
 from csgoflip_jobs.payments.service import (
     BALANCE_LOCK_MS,
-    STUCK_WITHDRAWAL_AFTER_S,
     WITHDRAWAL_LOCK_MS,
     default_payment_service,
 )
+from csgoflip_jobs.payments.stuck import STUCK_WITHDRAWAL_AFTER_S
 
 
 class WithdrawalTask(JobTask):

@@ -48,10 +48,17 @@ class EmailService:
             html = self._templates.get_template(f"{template}.html").render(context)
         except TemplateError as exc:
             raise PermanentEmailError(f"template {template!r}: {exc}") from exc
+        subject = subject.strip()
+        if any(ch in subject for ch in "\r\n\x00"):
+            # A header may not span lines (it would let data add headers); no later try
+            # renders this subject differently.
+            raise PermanentEmailError(
+                f"template {template!r}: the subject holds a line break: {subject[:80]!r}"
+            )
         message = EmailMessage()
         message["From"] = self._settings.email_from
         message["To"] = address
-        message["Subject"] = subject.strip()
+        message["Subject"] = subject
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain="csgoflip.local")
         message.set_content(text)

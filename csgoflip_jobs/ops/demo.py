@@ -9,7 +9,8 @@ import click
 
 from csgoflip_jobs.engine.job_queue import JobQueue
 from csgoflip_jobs.helpers.sessions import SessionService
-from csgoflip_jobs.payments.service import PAYABLE, PaymentService
+from csgoflip_jobs.payments.service import PaymentService
+from csgoflip_jobs.payments.stuck import PAYABLE
 
 DEMO_NOTIFICATIONS = 20
 DEMO_WITHDRAWAL_WAIT_S = 45.0

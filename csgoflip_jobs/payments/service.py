@@ -26,10 +26,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from functools import cache
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from csgoflip_jobs import keys
@@ -53,6 +54,13 @@ from csgoflip_jobs.payments.ledger import (
 )
 from csgoflip_jobs.payments.models import Deposit, User, Withdrawal
 from csgoflip_jobs.payments.reconcile import ReconcileReport, reconcile
+from csgoflip_jobs.payments.stuck import (
+    PAYABLE,
+    STUCK_WITHDRAWAL_AFTER_S,
+    WITHDRAWAL_PRIORITY,
+    requeue_stuck_withdrawals,
+    withdrawal_job_ids,
+)
 
 BALANCE_LOCK_MS = 5000
 """Lock on a user's balance; extended automatically while held."""
@@ -61,17 +69,10 @@ WITHDRAWAL_LOCK_MS = 5000
 """Lock on one withdrawal while it is paid; a dead holder's lock frees after this."""
 
 WITHDRAWAL_DELAY_MS = 5000
-WITHDRAWAL_PRIORITY = 1
-"""A withdrawal is paid 5 s after its request (time to cancel), at the highest priority."""
-
-STUCK_WITHDRAWAL_AFTER_S = 300
-"""A withdrawal still unpaid this long after its request is enqueued again."""
+"""A withdrawal is paid 5 s after its request (time to cancel), at WITHDRAWAL_PRIORITY."""
 
 STUCK_WITHDRAWAL_SWEEP_S = 60
 """How often beat runs the stuck-withdrawal sweep."""
-
-PAYABLE = ("pending", "processing")
-"""States from which a withdrawal may still be paid (``processing``: a payout began)."""
 
 log = logging.getLogger(__name__)
 
@@ -211,21 +212,27 @@ class PaymentService:
         True when the withdrawal is cancelled (now, or by an earlier call); False when
         it is being paid, was paid, failed or is uncertain: nothing changed then. Its
         jobs are removed; one that runs anyway finds it cancelled and pays nothing.
+        Raises LockError when the user's balance stays locked by another change for
+        longer than the lock's retries (nothing changed: the withdrawal is still pending;
+        ask again).
         """
         withdrawal_id = require_id("withdrawal_id", withdrawal_id)
-        try:
-            with self._redlock.lock(
-                keys.withdrawal_lock(withdrawal_id), WITHDRAWAL_LOCK_MS
-            ) as signal:
-                withdrawal = self.get_withdrawal(withdrawal_id)
-                if withdrawal.status != "pending":
-                    return withdrawal.status == "cancelled"
-                self._refund(signal, withdrawal, "cancelled", "cancelled on request")
-        except LockError as exc:
-            # A worker holds the withdrawal's lock: its payout is under way.
-            log.info("withdrawal %s not cancelled: %s", withdrawal_id, exc)
-            return False
-        for job_id in _job_ids(withdrawal_id):
+        with ExitStack() as held:
+            try:
+                signal = held.enter_context(
+                    self._redlock.lock(keys.withdrawal_lock(withdrawal_id), WITHDRAWAL_LOCK_MS)
+                )
+            except LockError as exc:
+                # A worker holds the withdrawal's lock: its payout is under way.
+                log.info("withdrawal %s not cancelled: %s", withdrawal_id, exc)
+                return self.get_withdrawal(withdrawal_id).status == "cancelled"
+            withdrawal = self.get_withdrawal(withdrawal_id)
+            if withdrawal.status != "pending":
+                return withdrawal.status == "cancelled"
+            # Only the withdrawal's own lock means "too late"; a busy balance lock here
+            # is a deposit or another change of the balance: raised, not answered False.
+            self._refund(signal, withdrawal, "cancelled", "cancelled on request")
+        for job_id in withdrawal_job_ids(withdrawal_id):
             try:
                 self.queue.remove(job_id)
             except BrokerError as exc:  # harmless: the job would find it cancelled
@@ -234,42 +241,9 @@ class PaymentService:
         return True
 
     def requeue_stuck_withdrawals(self, older_than_s: int = STUCK_WITHDRAWAL_AFTER_S) -> list[int]:
-        """Enqueue again every withdrawal still unpaid ``older_than_s`` after its request.
-
-        The database, not the queue, is the record of what is owed: a job can be
-        lost (an enqueue that failed after the commit, or a message a killed
-        worker had popped but not yet recorded). Running a withdrawal twice is
-        safe (lock, idempotency key, fenced writes), so this drives each one
-        again through one sweep job per withdrawal (``withdrawal:<id>:sweep``),
-        which is left alone while it is queued or running. Returns the ids enqueued.
-        """
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        with self._sessions() as session:
-            stuck = session.execute(
-                select(Withdrawal.id)
-                .where(Withdrawal.status.in_(PAYABLE), Withdrawal.created_at <= cutoff)
-                .order_by(Withdrawal.id)
-            ).scalars()
-            stuck_ids = list(stuck)
-        requeued = [w for w in stuck_ids if self._drive_again(w)]
-        if requeued:
-            log.warning("re-enqueued %d stuck withdrawals: %s", len(requeued), requeued[:20])
-        return requeued
-
-    def _drive_again(self, withdrawal_id: int) -> bool:
-        job_id = _job_ids(withdrawal_id)[1]
-        job = self.queue.get_job(job_id)
-        if job is not None and job.state not in ("completed", "failed"):
-            return False  # still queued or running
-        if job is not None:
-            self.queue.remove(job_id)  # an earlier sweep's job
-        self.queue.add(
-            "process-withdrawal",
-            {"withdrawal_id": withdrawal_id},
-            priority=WITHDRAWAL_PRIORITY,
-            job_id=job_id,
-        )
-        return True
+        """Enqueue again every withdrawal still unpaid ``older_than_s`` after its request
+        (:func:`csgoflip_jobs.payments.stuck.requeue_stuck_withdrawals`); the ids enqueued."""
+        return requeue_stuck_withdrawals(self._sessions, self.queue, older_than_s)
 
     def get_withdrawal(self, withdrawal_id: int) -> Withdrawal:
         """The withdrawal row (detached)."""
@@ -387,12 +361,6 @@ def _service_for(pid: int) -> PaymentService:
 def default_payment_service() -> PaymentService:
     """This process's PaymentService (tasks share its connections instead of opening more)."""
     return _service_for(os.getpid())
-
-
-def _job_ids(withdrawal_id: int) -> tuple[str, str]:
-    """The withdrawal's job and the stuck-withdrawal sweep's job for it."""
-    main = keys.withdrawal_job_id(withdrawal_id)
-    return main, f"{main}:sweep"
 
 
 def _user(session: Session, user_id: int) -> User:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from csgoflip_jobs import PaymentError, PaymentService, aio
+from csgoflip_jobs import BrokerError, LockError, PaymentError, PaymentService, aio
 from csgoflip_jobs.helpers.sessions import Session
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ API_LIMIT, API_WINDOW_S = 1200, 60
 """API requests allowed per signed-in user and window."""
 USERS_KEY = "examples:webapp:users"
 """Hash of user names to payment user ids (the example's own accounts)."""
+NAME = re.compile(r"[^\W][\w .-]{0,31}")
+"""A player's name: letters (any alphabet), digits, spaces, '.', '_' and '-'."""
 CASES = ["Chroma Case", "Prisma 2 Case", "Dreams & Nightmares Case", "Revolution Case"]
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -77,8 +80,8 @@ class WebApp:
             headers = {"Retry-After": str(check.reset_after_s)}
             return _error("too many sign-in attempts; try again later", 429, headers)
         name = str((await _body(request)).get("name", "")).strip()
-        if not name or len(name) > 32:
-            return _error("a name of 1 to 32 characters, please")
+        if not NAME.fullmatch(name):
+            return _error("a name of 1 to 32 letters, digits, spaces, '.', '_' or '-', please")
         user_id = await self._user_named(name)
         session = await self.sessions.create(user_id, {"name": name})
         response = JSONResponse({"user_id": user_id, "name": name})
@@ -191,7 +194,8 @@ def signed_in(
     handler: Callable[[WebApp, Request, Session], Awaitable[Response]], app: WebApp
 ) -> Handler:
     """A handler that needs a session (401 without) within the user's API limit (429
-    beyond), with payment errors as 400s."""
+    beyond), with payment errors as 400s, a busy balance as 409 and Redis trouble as 503
+    (each with a message, never a 500)."""
 
     async def endpoint(request: Request) -> Response:
         session = await app.user_of(request)
@@ -205,6 +209,11 @@ def signed_in(
             return await handler(app, request, session)
         except PaymentError as exc:
             return _error(str(exc))
+        except LockError:
+            return _error("your balance is busy with another change; try again", 409)
+        except BrokerError as exc:
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+            return _error("the platform cannot take this now; try again shortly", 503)
 
     return endpoint
 
