@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "BrokerAuthenticationError": "csgoflip_jobs.helpers.errors",
     "BrokerOutOfMemoryError": "csgoflip_jobs.helpers.errors",
     "BrokerNotReplicatedError": "csgoflip_jobs.helpers.errors",
+    "WrongKeyTypeError": "csgoflip_jobs.helpers.errors",
     "LockError": "csgoflip_jobs.helpers.errors",
     "LockLostError": "csgoflip_jobs.helpers.errors",
     # the domain
@@ -92,6 +93,7 @@ __all__ = [
     "Session",
     "SessionService",
     "UnrecoverableError",
+    "WrongKeyTypeError",
     "app",
 ]
 
@@ -134,6 +136,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of it runs
         BrokerUnavailableError,
         LockError,
         LockLostError,
+        WrongKeyTypeError,
     )
     from csgoflip_jobs.helpers.monitoring import RedisMonitor
     from csgoflip_jobs.helpers.rate_limit import RateLimitService
