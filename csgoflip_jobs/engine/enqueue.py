@@ -123,16 +123,20 @@ def job_fields(message: dict[str, Any], queue: str) -> list[str]:
     args, kwargs = _decode_body(message)
     data = kwargs if not args else {"args": args, **kwargs}
     job_header = headers.get(JOB_HEADER) or {}
-    fields = record_fields(headers["task"], queue, json.dumps(data), options_fields(job_header))
     task_id = str(headers["id"])
-    return fields if task_id == job_id_of(headers) else [*fields, "task_id", task_id]
+    own_task_id = None if task_id == job_id_of(headers) else task_id
+    return record_fields(
+        headers["task"], queue, json.dumps(data), options_fields(job_header), own_task_id
+    )
 
 
-def record_fields(name: str, queue: str, data_json: str, options: list[str]) -> list[str]:
+def record_fields(
+    name: str, queue: str, data_json: str, options: list[str], task_id: str | None = None
+) -> list[str]:
     """Flattened field/value pairs of a new job's record (``options`` from
-    :func:`options_fields`); a job whose Celery task id is not its job id adds
-    ``task_id``."""
-    return ["name", name, "queue", queue, "data", data_json, "attempt", "1", *options]
+    :func:`options_fields`); ``task_id`` for a job whose Celery task id is not its job id."""
+    fields = ["name", name, "queue", queue, "data", data_json, "attempt", "1", *options]
+    return fields if task_id is None else [*fields, "task_id", task_id]
 
 
 def options_fields(job_header: dict[str, Any]) -> list[str]:

@@ -160,14 +160,13 @@ class TaskMessageTemplate:
                 options_fields(header),
             )
         job_header, job_header_json, option_fields = encoded
-        task_id = job_id
-        fields = record_fields(self._message["headers"]["task"], self._queue, data_json,
-                               option_fields)  # fmt: skip
+        task_id, own_task_id = job_id, None
         if opts.job_id is not None:
-            task_id = keys.task_id_for(self._queue, job_id)
+            task_id = own_task_id = keys.task_id_for(self._queue, job_id)
             job_header = {**job_header, "job_id": job_id}
             job_header_json = json.dumps(job_header)
-            fields += ["task_id", task_id]
+        name = self._message["headers"]["task"]
+        fields = record_fields(name, self._queue, data_json, option_fields, own_task_id)
         tag = _delivery_tag()
         values = {
             "id": json.dumps(task_id),

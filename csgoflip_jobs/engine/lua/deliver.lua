@@ -44,7 +44,8 @@ local function start(q, message, tag, info)
   local attempt = type(job) == 'table' and tonumber(job['attempt']) or 1
   local id = job_id_of(headers)
   local job_key = ARGV[first_flag - 1 + n + q] .. id
-  return start_try(job_key, KEYS[3 + 2 * n + q], KEYS[3 + 3 * n + q], KEYS[3 + n + q], id, attempt, headers['task'], info['routing_key'] or '', tag, ARGV[6],
+  return start_try(job_key, KEYS[3 + 2 * n + q], KEYS[3 + 3 * n + q], KEYS[3 + n + q], id,
+                   attempt, headers['task'], info['routing_key'] or '', tag, ARGV[6],
                    ARGV[7], ARGV[8])
 end
 

@@ -4,8 +4,9 @@
 -- removes the jobs held in workers' prefetch buffers (their deliveries are then
 -- skipped). A message whose job finished or is gone is stale and dropped too.
 -- KEYS: delayed zset, events, kombu's unacked hash, then the queue's priority lists
--- ARGV: 1 the queue's job key prefix, 2 batch, 3 delayed too (1/0), 4 events kept, 5 queue name,
---       6 the message header holding the try number, 7 the queue's job logs key prefix
+-- ARGV: 1 the queue's job key prefix, 2 batch, 3 delayed too (1/0), 4 events kept,
+--       5 queue name, 6 the message header holding the try number, 7 the queue's job
+--       logs key prefix
 -- Returns {jobs removed, 1 when nothing is left to drain else 0, messages taken off}.
 local prefix, logs = ARGV[1], ARGV[7]
 local budget, removed, popped = tonumber(ARGV[2]), 0, 0

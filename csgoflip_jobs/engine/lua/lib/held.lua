@@ -1,10 +1,10 @@
 -- Library (needs lib/jobs.lua): jobs a worker has taken into its prefetch buffer but
 -- not started.
 -- held_waiting(unacked, queue, prefix, header) returns the ids (each once) of the
--- jobs of `queue` (records under `prefix`) whose delivery sits in kombu's unacked hash while the job still
--- waits for that very delivery. Entries are kombu's [message, exchange, routing
--- key]; the routing key is the queue. A delivery of an earlier try, held until its
--- ack while the next try is already queued, does not count.
+-- jobs of `queue` (records under `prefix`) whose delivery sits in kombu's unacked
+-- hash while the job still waits for that very delivery. Entries are kombu's
+-- [message, exchange, routing key]; the routing key is the queue. A delivery of an
+-- earlier try, held until its ack while the next try is already queued, does not count.
 local function held_waiting(unacked, queue, prefix, header)
   local quoted = cjson.encode(queue)
   local seen, ids = {}, {}
