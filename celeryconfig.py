@@ -28,7 +28,9 @@ from csgoflip_jobs import keys
 from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL
 from csgoflip_jobs.helpers import sentinel as _sentinel
 from csgoflip_jobs.helpers.connection import broker_transport_options as _transport_options
+from csgoflip_jobs.setting_values import split_password as _split_password
 from csgoflip_jobs.settings import get_settings
+from csgoflip_jobs.settings import revealed as _revealed
 
 _settings = get_settings()
 
@@ -95,7 +97,11 @@ imports = ("workers.payment", "workers.notification", "workers.email", "workers.
 
 # One beat at a time: celery-redbeat keeps the schedule and a lock in Redis.
 beat_scheduler = "redbeat.RedBeatScheduler"
-redbeat_redis_url = _settings.broker_url
+# The password goes apart: `celery inspect conf` and Flower's Config tab show settings,
+# and Celery masks the broker and backend URLs but not this one (a key naming a
+# password is masked, nested ones too).
+redbeat_redis_url, _beat_password = _split_password(_settings.broker_url)
+redbeat_redis_options: dict[str, object] = {"password": _beat_password} if _beat_password else {}
 redbeat_key_prefix = keys.BEAT_KEY_PREFIX
 beat_max_loop_interval = 1
 
@@ -114,7 +120,7 @@ if _settings.uses_sentinel:
     redbeat_redis_options = {
         "sentinels": _settings.sentinel_nodes,
         "service_name": _settings.redis_sentinel_master,
-        "password": _settings.redis_password,
+        "password": _revealed(_settings.redis_password),
         "db": _settings.redis_db,
         "socket_timeout": _settings.redis_command_timeout_s,
         "sentinel_kwargs": _sentinel.sentinel_kwargs(_settings),

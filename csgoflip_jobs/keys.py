@@ -174,6 +174,18 @@ def user_sessions_key(user_id: int | str) -> str:
     return f"user:{user_id}:sessions"
 
 
+def session_ticket_key(ticket: str) -> str:
+    """A single-use ticket standing for a session for a few seconds (its value: the
+    session id), so that no session id has to go into a URL."""
+    return f"{PREFIX}:session-ticket:{ticket}"
+
+
+def sessions_ended_channel(namespace: str) -> str:
+    """Pub/sub channel told the fingerprint of every session that ends (sign-out), so
+    the live sockets it opened close (``namespace`` as for :func:`broadcast_channel`)."""
+    return f"{namespace}sessions:ended"
+
+
 # --- cache ---------------------------------------------------------------------------
 CACHE_PREFIX = "cache:"
 

@@ -8,19 +8,32 @@ one line naming the variable.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
-from typing import Literal
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
-from pydantic import Field, FilePath, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from csgoflip_jobs.errors import ConfigError
+from csgoflip_jobs.setting_values import (
+    SENTINEL_DEFAULT_PORT,
+    check_redis_url,
+    force_tls,
+    netloc,
+    parse_rate,
+    parse_sentinels,
+    redacted_url,
+    with_certificate_checks,
+)
+
+__all__ = ["SENTINEL_DEFAULT_PORT", "Settings", "get_settings", "load_settings", "revealed"]
+
+_URL_FIELDS = frozenset({"redis_url", "cache_redis_url", "redlock_urls", "database_url"})
+"""Settings holding URLs that may carry a password: masked in the settings' repr."""
 
 log = logging.getLogger(__name__)
-
-SENTINEL_DEFAULT_PORT = 26379
 
 
 class Settings(BaseSettings):
@@ -36,7 +49,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_host: str = "localhost"
     redis_port: int = Field(6379, ge=1, le=65535)
-    redis_password: str | None = None
+    redis_password: SecretStr | None = None
     redis_db: int = Field(0, ge=0, le=15)
     pubsub_namespace: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     """Prefix of the live-notification channels (``<namespace>:notifications:...``); by
@@ -62,7 +75,7 @@ class Settings(BaseSettings):
     REDIS_HOST and REDIS_PORT are ignored (REDIS_PASSWORD and REDIS_DB still apply)."""
     redis_sentinel_master: str | None = Field(None, validate_default=True)
     """The name the Sentinels monitor the queue Redis under (required with them)."""
-    redis_sentinel_password: str | None = None
+    redis_sentinel_password: SecretStr | None = None
     """The Sentinels' own password (``requirepass`` in sentinel.conf), if any."""
     redis_sentinel_tls: bool = False
     """TLS to the Sentinels and to the master they name (always on in production)."""
@@ -104,7 +117,7 @@ class Settings(BaseSettings):
     smtp_host: str = "localhost"
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_user: str | None = None
-    smtp_password: str | None = None
+    smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     email_from: str = "CSGOFlip <no-reply@csgoflip.local>"
     smtp_timeout_s: float = Field(10.0, gt=0)
@@ -117,9 +130,19 @@ class Settings(BaseSettings):
 
     gateway_client_queue_size: int = Field(100, ge=1)
     """Messages buffered per WebSocket client; beyond this the oldest are dropped."""
+    websocket_origins: str | None = None
+    """Comma list of Origins (``https://app.example``) whose pages may open the gateway's
+    and the example app's WebSockets and POST to them; unset: each page's own origin."""
+    websocket_max_per_user: int = Field(10, ge=1)
+    """Live WebSockets one user may hold per gateway (or web app) process."""
+    websocket_max_message_bytes: int = Field(4096, ge=256, le=1024 * 1024)
+    """Largest message a client may send a WebSocket; a larger one closes it (1009)."""
+    trusted_proxies: str | None = None
+    """Comma list of proxy addresses whose X-Forwarded-For / -Proto the web servers
+    believe (uvicorn's forwarded_allow_ips); unset: none, the peer is the client."""
 
     flower_user: str | None = None
-    flower_password: str | None = None
+    flower_password: SecretStr | None = None
 
     flower_max_tasks: int = Field(10_000, ge=1)
     """Tasks Flower keeps in memory from the events it saw (the oldest are dropped);
@@ -134,7 +157,7 @@ class Settings(BaseSettings):
     def _check_urls(cls, value: str | None) -> str | None:
         for url in (value or "").split(","):
             if url.strip():
-                _check_redis_url(url.strip())
+                check_redis_url(url.strip())
         return value
 
     @field_validator("redis_sentinels")
@@ -176,6 +199,12 @@ class Settings(BaseSettings):
         parse_rate(value)
         return value
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Passwords are SecretStr (masked); URLs keep their shape, not their password.
+        for name, value in super().__repr_args__():
+            masked = name in _URL_FIELDS and isinstance(value, str)
+            yield name, ",".join(map(redacted_url, value.split(","))) if masked else value
+
     @property
     def email_rate(self) -> tuple[int, int]:
         """EMAIL_RATE_LIMIT as (emails, window in ms)."""
@@ -216,18 +245,27 @@ class Settings(BaseSettings):
         the master's name is REDIS_SENTINEL_MASTER); else REDIS_URL, else built from
         REDIS_HOST/PORT/PASSWORD/DB."""
         if self.uses_sentinel:
-            auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+            auth = (
+                f":{quote(revealed(self.redis_password), safe='')}@" if self.redis_password else ""
+            )
             return ";".join(
-                f"sentinel://{auth}{_netloc(host, port)}/{self.redis_db}"
+                f"sentinel://{auth}{netloc(host, port)}/{self.redis_db}"
                 for host, port in self.sentinel_nodes
             )
         if self.redis_url:
-            url = _force_tls(self.redis_url) if self.is_production else self.redis_url
+            url = force_tls(self.redis_url) if self.is_production else self.redis_url
             return self._verified(url)
         scheme = "rediss" if self.is_production else "redis"
-        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        auth = self._auth()
         return self._verified(
             f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        )
+
+    @property
+    def websocket_origin_set(self) -> frozenset[str]:
+        """WEBSOCKET_ORIGINS as a set of exact origins (empty: each page's own)."""
+        return frozenset(
+            o.strip().rstrip("/") for o in (self.websocket_origins or "").split(",") if o.strip()
         )
 
     @property
@@ -253,74 +291,18 @@ class Settings(BaseSettings):
             return [self.broker_url]
         return [self._verified(url.strip()) for url in self.redlock_urls.split(",") if url.strip()]
 
+    def _auth(self) -> str:
+        """The password part of a built URL ('' without REDIS_PASSWORD)."""
+        password = revealed(self.redis_password)
+        return f":{quote(password, safe='')}@" if password else ""
+
     def _verified(self, url: str) -> str:
         return with_certificate_checks(url, self.redis_tls_ca_file)
 
 
-def parse_rate(value: str) -> tuple[int, int]:
-    """``"10/s"`` -> (10, 1000); ``"600/m"`` -> (600, 60000)."""
-    count, _, unit = value.strip().partition("/")
-    windows = {"s": 1000, "m": 60_000}
-    if not count.isdigit() or int(count) < 1 or unit not in windows:
-        raise ValueError("must look like 10/s or 600/m")
-    return int(count), windows[unit]
-
-
-def parse_sentinels(value: str) -> list[tuple[str, int]]:
-    """``"10.0.0.1:26379, [::1]:26380"`` -> [("10.0.0.1", 26379), ("::1", 26380)];
-    ValueError naming the bad entry otherwise."""
-    nodes: list[tuple[str, int]] = []
-    for entry in value.split(","):
-        host, _, port = entry.strip().rpartition(":")
-        host = host.removeprefix("[").removesuffix("]")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError(
-                f"must be a comma list of host:port, e.g. 10.0.0.1:{SENTINEL_DEFAULT_PORT},"
-                f"10.0.0.2:{SENTINEL_DEFAULT_PORT} (bad entry {entry.strip()!r})"
-            )
-        nodes.append((host, int(port)))
-    return nodes
-
-
-def _netloc(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _check_redis_url(value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must start with redis://, rediss:// or unix://")
-    if parts.scheme != "unix" and not parts.hostname:
-        raise ValueError("has no host")
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise ValueError(f"has a bad port: {exc}") from None
-
-
-def with_certificate_checks(url: str, ca_file: Path | None) -> str:
-    """A ``rediss://`` URL whose every client verifies the server certificate.
-
-    Adds ``ssl_cert_reqs=required`` (and ``ssl_ca_certs=<ca_file>`` when given) to the
-    query, which redis-py, kombu and Celery's result backend all read; without it kombu
-    would skip verification and the result backend would refuse the URL. Options the URL
-    already has win; other schemes are returned unchanged.
-    """
-    parts = urlsplit(url)
-    if parts.scheme != "rediss":
-        return url
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query.setdefault("ssl_cert_reqs", "required")
-    if ca_file is not None:
-        query.setdefault("ssl_ca_certs", str(ca_file))
-    return urlunsplit(parts._replace(query=urlencode(query, safe="/", quote_via=quote)))
-
-
-def _force_tls(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "redis":
-        return urlunsplit(parts._replace(scheme="rediss"))
-    return url
+def revealed(secret: SecretStr | None) -> str:
+    """The value of a secret setting ('' when unset): read it only where it is used."""
+    return secret.get_secret_value() if secret is not None else ""
 
 
 def load_settings() -> Settings:

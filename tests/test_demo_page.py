@@ -25,11 +25,15 @@ def test_the_demo_page_shows_a_live_event(
     gateway: GatewayProcess, workers: Callable[..., WorkerProcess], redis_client: redis.Redis
 ) -> None:
     workers(queues="notification")
-    session = SessionService(redis_client).create(77)
+    sessions = SessionService(redis_client)
+    session = sessions.create(77)
+    ticket = sessions.issue_ticket(session.id)
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 900, "height": 500})
-        page.goto(f"{gateway.http}/demo?session={session.id}")
+        page.goto(f"{gateway.http}/demo#{ticket}")
         page.wait_for_selector("#status.connected", timeout=10_000)
+        assert page.url == f"{gateway.http}/demo"  # the ticket left the address bar
+        assert redis_client.get(f"csgoflip:session-ticket:{ticket}") is None  # used up
         JobQueue("notification").add(
             "send-notification",
             {"user_id": 77, "type": "case-opened", "payload": {"item": "M4A4 | Howl"}},
@@ -45,6 +49,6 @@ def test_the_demo_page_shows_a_live_event(
 def test_the_demo_page_says_when_not_signed_in(gateway: GatewayProcess) -> None:
     with chromium() as browser:
         page = browser.new_page()
-        page.goto(f"{gateway.http}/demo?session=nope")
+        page.goto(f"{gateway.http}/demo#nope")
         page.wait_for_selector("#status.closed", timeout=10_000)
         assert page.inner_text("#status") == "not signed in"

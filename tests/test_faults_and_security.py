@@ -10,6 +10,7 @@ and workers get the same environment.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,12 +54,18 @@ def test_a_password_protected_redis_runs_every_job_exactly_once(
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(port=server.port).set("probe", 1)  # the password is really required
     url = server.url_with_password(PASSWORD)
-    queue = JobQueue("notification", app=use_redis(url))
+    app = use_redis(url)
+    queue = JobQueue("notification", app=app)
     ids = enqueue_records(queue, JOBS)
     assert len(set(ids)) == JOBS and queue.get_job_counts()["waiting"] == JOBS
     worker = start_workers({"REDIS_URL": url})
     assert_each_completed_once(queue, broker_client(), ids, timeout=30)
     assert PASSWORD not in worker.log()
+    # What `celery inspect conf` and Flower's worker Config tab show: no password (the
+    # beat scheduler's URL carried it in clear).
+    shown = app.control.inspect(timeout=5).conf(with_defaults=True)
+    assert shown and "redbeat_redis_url" in json.dumps(shown)
+    assert PASSWORD not in json.dumps(shown)
 
 
 def test_a_tls_only_redis_is_verified_against_the_configured_ca(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from websockets.asyncio.client import connect
 
 from tests.support.polling import wait_until
 from tests.support.redis_servers import free_port, start_redis
@@ -152,6 +155,7 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
     webapp = f"http://127.0.0.1:{webapp_port}"
     wait_until(lambda: answers(f"{webapp}/api/cases"), 30, interval=0.2)
     assert "Chroma Case" in httpx.get(f"{webapp}/api/cases", timeout=5).text
+    session_id, ticket = open_the_demo_link(text, gateway_port)
 
     # Ctrl-C and, right behind it, a SIGTERM: the second must not break off the stop.
     process.send_signal(signal.SIGINT)
@@ -163,6 +167,31 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
     for port in (flower_port, gateway_port, webapp_port):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+    # Nothing run-local keeps holds the session id or the ticket the demo link used.
+    for log in (tmp_path / "var" / "logs").iterdir():
+        kept = log.read_text(errors="replace")
+        assert session_id not in kept and ticket not in kept, log
+
+
+def open_the_demo_link(text: str, gateway_port: int) -> tuple[str, str]:
+    """Do what the demo page does with the printed /demo#<ticket> link: trade the ticket
+    for the session cookie, then open the live socket; (the session id, the ticket)."""
+    found = re.search(r"/demo#([\w-]+)", text)
+    assert found, text
+    ticket, gateway = found.group(1), f"http://127.0.0.1:{gateway_port}"
+    answer = httpx.post(f"{gateway}/session", json={"ticket": ticket},
+                        headers={"Origin": gateway}, timeout=5)  # fmt: skip
+    assert answer.status_code == 204, answer.text
+    session_id = answer.cookies["session"]
+
+    async def live() -> None:
+        headers = {"Cookie": f"session={session_id}", "Origin": gateway}
+        url = f"ws://127.0.0.1:{gateway_port}/ws"
+        async with connect(url, additional_headers=headers) as socket:
+            await asyncio.wait_for(socket.recv(), 10)  # a notification the demo sent
+
+    asyncio.run(live())
+    return session_id, ticket
 
 
 def test_run_local_under_nohup_outlives_sighup_and_its_children_die_with_it(

@@ -24,7 +24,6 @@ import kombu
 import pytest
 import redis
 from celery import Celery
-from websockets.asyncio.client import connect
 
 from csgoflip_jobs import JobQueue
 from csgoflip_jobs.engine.celery_ext.sentinel import SentinelChannel
@@ -206,7 +205,7 @@ def test_every_part_finds_the_master_through_the_sentinels_while_the_first_is_do
         session = SessionService(make_client(load_settings().broker_url)).create(7)
 
         async def notified() -> dict[str, Any]:
-            async with connect(gateway.ws(session.id)) as socket:
+            async with gateway.signed_in(session.id) as socket:
                 await asyncio.sleep(0.3)
                 queue.add("send-notification", {"user_id": 7, "type": "ha", "payload": {}})
                 return dict(json.loads(await asyncio.wait_for(socket.recv(), 10)))

@@ -81,6 +81,27 @@ def test_host_port_password_build_the_url(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.broker_url == "redis://:p%40ss%2Fword@queue.internal:6380/2"
 
 
+def test_no_secret_shows_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """repr(get_settings()) printed REDIS_PASSWORD, FLOWER_PASSWORD and SMTP_PASSWORD:
+    any traceback showing locals leaked them."""
+    secrets = {
+        "REDIS_PASSWORD": "redis-secret-1",
+        "FLOWER_PASSWORD": "flower-secret-2",
+        "SMTP_PASSWORD": "smtp-secret-3",
+        "REDIS_SENTINEL_PASSWORD": "sentinel-secret-4",
+        "CACHE_REDIS_URL": "redis://:cache-secret-5@cache.internal:6379/0",
+        "REDLOCK_URLS": "redis://:lock-secret-6@a:6379/0,redis://:lock-secret-7@b:6379/0",
+        "DATABASE_URL": "postgresql://app:db-secret-8@db.internal/payments",
+    }
+    settings = settings_from(monkeypatch, **secrets)
+    shown = f"{settings!r} {settings!s}"
+    for secret in ("redis-secret-1", "flower-secret-2", "smtp-secret-3", "sentinel-secret-4",
+                   "cache-secret-5", "lock-secret-6", "lock-secret-7", "db-secret-8"):  # fmt: skip
+        assert secret not in shown, secret
+    assert "cache.internal" in shown and "db.internal" in shown  # the URLs keep their shape
+    assert "redis-secret-1" in settings.broker_url  # what the clients are given
+
+
 def test_production_uses_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings_from(monkeypatch, APP_ENV="production").broker_url.startswith("rediss://")
     settings = settings_from(monkeypatch, APP_ENV="production", REDIS_URL="redis://h:1/0")

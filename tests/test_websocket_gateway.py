@@ -50,7 +50,7 @@ def test_a_queued_notification_reaches_a_signed_in_client_within_1s(
     session = SessionService(redis_client).create(21)
 
     async def scenario() -> tuple[dict[str, Any], float]:
-        async with connect(gateway.ws(session.id)) as socket:
+        async with gateway.signed_in(session.id) as socket:
             await asyncio.sleep(0.2)  # subscribed
             sent_at = time.monotonic()
             JobQueue("notification").add(
@@ -70,7 +70,7 @@ def test_no_or_an_invalid_session_is_closed_with_4401(
     gateway: GatewayProcess, session: str
 ) -> None:
     async def scenario() -> int | None:
-        async with connect(gateway.ws(session)) as socket:
+        async with gateway.signed_in(session) as socket:
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(socket.recv(), 5)
             return closed.value.rcvd.code if closed.value.rcvd else None
@@ -85,10 +85,12 @@ def test_200_clients_share_one_pubsub_connection(
     ids = [sessions.create(1000 + n).id for n in range(200)]
 
     async def scenario() -> tuple[dict[str, int], dict[str, int], int]:
-        async with connect(gateway.ws(ids[0])) as first:
+        async with gateway.signed_in(ids[0]) as first:
             await asyncio.sleep(0.3)
             with_one = gateway_connections(redis_client, gateway.process.pid)
-            sockets = [await connect(gateway.ws(i)) for i in ids[1:]]
+            sockets = [await connect(gateway.ws()) for _ in ids[1:]]
+            for socket, session_id in zip(sockets, ids[1:], strict=True):
+                await socket.send(json.dumps({"session": session_id}))
             await asyncio.sleep(0.5)
             with_200 = gateway_connections(redis_client, gateway.process.pid)
             clients = gateway.stats()["clients"]
@@ -112,13 +114,13 @@ def test_a_client_that_reconnects_gets_what_it_missed(
     notifications = NotificationService(redis_client)
 
     async def scenario() -> list[int]:
-        async with connect(gateway.ws(session.id)) as socket:
+        async with gateway.signed_in(session.id) as socket:
             await asyncio.sleep(0.2)
             notifications.send(33, "tick", {"n": 1})
             last = await receive_json(socket, 5)
         notifications.send(33, "tick", {"n": 2})  # while disconnected
         notifications.send(33, "tick", {"n": 3})
-        async with connect(gateway.ws(session.id, last_id=last["id"])) as socket:
+        async with gateway.signed_in(session.id, last_id=last["id"]) as socket:
             caught_up = [await receive_json(socket, 5) for _ in range(2)]
             await asyncio.sleep(0.1)
             notifications.send(33, "tick", {"n": 4})
@@ -158,10 +160,10 @@ def test_a_slow_client_loses_its_oldest_messages_and_delays_nobody(
         # The slow client never reads (and has a small socket buffer, so the kernel
         # cannot absorb it all): the gateway's sends to it block, its queue overflows.
         async with (
-            connect(
-                gateway.ws(slow_session.id), max_queue=1, sock=small_buffer_socket(gateway)
+            gateway.signed_in(
+                slow_session.id, max_queue=1, sock=small_buffer_socket(gateway)
             ) as _slow,
-            connect(gateway.ws(fast_session.id)) as fast,
+            gateway.signed_in(fast_session.id) as fast,
         ):
             await asyncio.sleep(0.3)
             started = time.monotonic()

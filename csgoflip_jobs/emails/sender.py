@@ -23,7 +23,7 @@ from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
 from csgoflip_jobs.emails.errors import PermanentEmailError, TransientEmailError
-from csgoflip_jobs.settings import Settings, get_settings
+from csgoflip_jobs.settings import Settings, get_settings, revealed
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -97,7 +97,7 @@ class EmailService:
             if settings.smtp_starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if settings.smtp_user:
-                smtp.login(settings.smtp_user, settings.smtp_password or "")
+                smtp.login(settings.smtp_user, revealed(settings.smtp_password))
             if when_ready is not None:
                 when_ready()
             smtp.send_message(message)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from kombu.exceptions import OperationalError
@@ -33,6 +32,7 @@ from csgoflip_jobs.helpers.errors import (
     WrongKeyTypeError,
 )
 from csgoflip_jobs.helpers.sentinel import is_sentinel_url, master_client
+from csgoflip_jobs.setting_values import redacted_url as redacted_url  # re-exported
 from csgoflip_jobs.settings import Settings, get_settings
 
 SCAN_BATCH = 500
@@ -174,18 +174,6 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     )
     kwargs = connection_kwargs(settings)
     return {name: kwargs[name] for name in shared}
-
-
-def redacted_url(url: str) -> str:
-    """``url`` without its query and with the password shown as ``**``, as Celery logs it
-    (each part of a Sentinel group's ``;``-joined URL)."""
-    if ";" in url:
-        return ";".join(redacted_url(part) for part in url.split(";"))
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:**@{netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc, query=""))
 
 
 def broker_error(exc: BaseException, url: str) -> BrokerError | None:

@@ -34,7 +34,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
-from csgoflip_jobs.settings import SENTINEL_DEFAULT_PORT, Settings
+from csgoflip_jobs.settings import SENTINEL_DEFAULT_PORT, Settings, revealed
 
 SENTINEL_URL_PREFIX = "sentinel://"
 
@@ -105,7 +105,7 @@ def sentinel_kwargs(settings: Settings, *, asynchronous: bool = False) -> dict[s
         "retry": retry,
     }
     if settings.redis_sentinel_password:
-        kwargs["password"] = settings.redis_sentinel_password
+        kwargs["password"] = revealed(settings.redis_sentinel_password)
     if settings.sentinel_tls:
         kwargs.update(ssl=True, **tls_options(settings))
     return kwargs

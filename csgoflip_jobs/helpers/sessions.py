@@ -7,7 +7,11 @@ after its last validation (each validation refreshes its TTL with one GETEX);
 lastActivity and expiresAt are rewritten at most once per ``touch_interval_s``,
 and each such touch makes the user's set outlive every session in it; the set
 loses the ids of expired sessions when sessions are created or listed (and
-hourly, by beat); corrupt data is an invalid session, never an exception.
+hourly, by beat); corrupt data is an invalid session, never an exception. Ending a
+session (one, or all of a user's) announces its :func:`fingerprint` on
+``ended_channel`` in the same script, so the live sockets it opened close; a ticket
+(:meth:`SessionOps.issue_ticket`) stands for a live session once, for seconds, where a
+session id would otherwise end up in a URL or a log.
 
 :class:`SessionService` is the sync API, :class:`AsyncSessionService` the asyncio
 one (``csgoflip_jobs.aio.SessionService``); both run the steps of :class:`SessionOps`.
@@ -15,6 +19,7 @@ one (``csgoflip_jobs.aio.SessionService``); both run the steps of :class:`Sessio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -39,6 +44,7 @@ from csgoflip_jobs.helpers.redis_calls import (
     SyncRunner,
     operation,
 )
+from csgoflip_jobs.settings import get_settings
 
 SESSION_TTL_S = 7 * 24 * 3600
 """A session lives 7 days after its last validation."""
@@ -48,6 +54,15 @@ SESSION_TOUCH_INTERVAL_S = 60
 
 SESSION_ID_BYTES = 32
 """Random bytes in a session id (256 bits, from ``secrets``)."""
+
+TICKET_MAX_CHARS = 128
+"""Longest ticket looked up (a longer one is none of ours)."""
+
+TICKET_TTL_S = 30
+"""A session ticket stands for its session this long, once."""
+
+MAX_TICKET_TTL_S = 3600
+"""Longest life a ticket may be given."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +99,14 @@ class SessionOps(RedisOps[C]):
         client: C | None = None,
         ttl_s: int = SESSION_TTL_S,
         touch_interval_s: int = SESSION_TOUCH_INTERVAL_S,
+        namespace: str | None = None,
     ) -> None:
         super().__init__(client)
         self.ttl_s = whole_number("ttl_s", ttl_s)
         self.touch_interval_s = whole_number("touch_interval_s", touch_interval_s, minimum=0)
+        namespace = get_settings().channel_namespace if namespace is None else namespace
+        self.ended_channel = keys.sessions_ended_channel(namespace)
+        """Where ending a session is announced (:func:`fingerprint` of its id)."""
 
     @operation
     def create(self, user_id: int | str, metadata: dict[str, Any] | None = None) -> Steps[Session]:
@@ -147,7 +166,7 @@ class SessionOps(RedisOps[C]):
         ended = yield ScriptCall(
             lua_scripts.SESSION_INVALIDATE,
             [keys.session_key(session_id)],
-            [session_id, prefix, suffix],
+            [session_id, prefix, suffix, self.ended_channel],
         )
         return bool(ended)
 
@@ -157,9 +176,33 @@ class SessionOps(RedisOps[C]):
         ended = yield ScriptCall(
             lua_scripts.SESSION_INVALIDATE_ALL,
             [keys.user_sessions_key(_user_id(user_id))],
-            [keys.session_key("")],
+            [keys.session_key(""), self.ended_channel],
         )
         return int(ended)
+
+    @operation
+    def issue_ticket(self, session_id: str, ttl_s: int = TICKET_TTL_S) -> Steps[str | None]:
+        """A single-use ticket standing for a live session for ``ttl_s`` (a client passes
+        it where a session id would end up in a URL or a log); None when the session is
+        not live."""
+        require_key("session_id", session_id)
+        ttl_s = whole_number("ttl_s", ttl_s, maximum=MAX_TICKET_TTL_S)
+        if not (yield Command("EXISTS", keys.session_key(session_id))):
+            return None
+        ticket = secrets.token_urlsafe(SESSION_ID_BYTES)
+        yield Command("SET", keys.session_ticket_key(ticket), session_id, "EX", ttl_s)
+        return ticket
+
+    @operation
+    def redeem_ticket(self, ticket: str) -> Steps[Session | None]:
+        """The live session a ticket stands for, once (the ticket is gone after this
+        call); None for an unknown, used or expired ticket."""
+        if not isinstance(ticket, str) or not ticket or len(ticket) > TICKET_MAX_CHARS:
+            return None
+        session_id = yield Command("GETDEL", keys.session_ticket_key(ticket))
+        if session_id is None:
+            return None
+        return (yield from SessionOps.validate.build(self, as_text(session_id)))
 
     @operation
     def get_user_sessions(self, user_id: int | str) -> Steps[set[str]]:
@@ -198,6 +241,12 @@ class SessionService(SessionOps[redis.Redis], SyncRunner):
 
 class AsyncSessionService(SessionOps[aioredis.Redis], AsyncRunner):
     """:class:`SessionService` for asyncio: the same calls, awaited."""
+
+
+def fingerprint(session_id: str) -> str:
+    """What the end of a session is announced as on ``ended_channel`` (its id's SHA-1,
+    as the scripts compute it): listeners match their sockets without the id."""
+    return hashlib.sha1(session_id.encode(), usedforsecurity=False).hexdigest()
 
 
 def _renewed(session: Session, now: int, ttl_s: int) -> Session:

@@ -64,12 +64,16 @@ def gateway(host: str, port: int, loglevel: str) -> None:
     """Serve the WebSocket gateway (live notifications; demo page at /demo)."""
     import uvicorn
 
+    from csgoflip_jobs.settings import get_settings
+
     uvicorn.run(
         "csgoflip_jobs.notifications.gateway:create_app",
         factory=True,
         host=host,
         port=port,
         log_level=loglevel,
+        ws_max_size=get_settings().websocket_max_message_bytes,
+        proxy_headers=False,  # the peer is the peer, whatever X-Forwarded-For says
     )
 
 

@@ -13,6 +13,8 @@ from csgoflip_jobs.payments.service import PaymentService
 from csgoflip_jobs.payments.stuck import PAYABLE
 
 DEMO_NOTIFICATIONS = 20
+DEMO_TICKET_TTL_S = 600
+"""The demo link signs a browser in once, within this long."""
 DEMO_WITHDRAWAL_WAIT_S = 45.0
 """How long the demo waits for its withdrawal's outcome (its job is delayed 5 s)."""
 
@@ -22,8 +24,12 @@ def run_demo(gateway_url: str) -> None:
     payments = PaymentService()
     user_id = payments.create_user()
     payments.schedule_deposit_processing(payments.create_deposit(user_id, 10_000))
-    session = SessionService().create(user_id, {"demo": True})
-    click.echo(f"  Demo:     {gateway_url}/demo?session={session.id}")
+    sessions = SessionService()
+    session = sessions.create(user_id, {"demo": True})
+    # A single-use ticket in the fragment: the session id itself never goes into a URL,
+    # a log or the browser's history.
+    ticket = sessions.issue_ticket(session.id, ttl_s=DEMO_TICKET_TTL_S)
+    click.echo(f"  Demo:     {gateway_url}/demo#{ticket}  (opens once, within 10 minutes)")
     notifications = JobQueue("notification")
     with click.progressbar(range(DEMO_NOTIFICATIONS), label="demo: notifications") as bar:
         for n in bar:

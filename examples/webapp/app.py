@@ -1,21 +1,26 @@
 """An async web app using the whole platform from a browser (Starlette on uvicorn).
 
-* ``POST /api/sign-in`` creates a session (an HttpOnly cookie); sign-in attempts are
-  rate limited per IP address (429 with Retry-After).
+* ``POST /api/sign-up`` and ``POST /api/sign-in`` (a name and a password, Argon2id
+  hashes: :mod:`examples.webapp.accounts`) start a session: an HttpOnly, SameSite=Lax
+  cookie (Secure under https). Sign-in attempts are rate limited per client address
+  (the peer itself; X-Forwarded-For only from TRUSTED_PROXIES). ``POST /api/sign-out``
+  ends the session, and with it its live sockets, wherever they are.
 * Every signed-in call is rate limited per user (429 with Retry-After).
   ``GET /api/session``: who is signed in; ``GET /api/me``: the user and their
   balance; ``POST /api/deposits`` credits money through the ``process-deposit``
   job; ``POST /api/withdrawals`` reserves it and enqueues ``process-withdrawal``
   (5 s delay, priority 1); ``POST /api/withdrawals/<id>/cancel`` cancels one
   during its delay; ``GET /api/withdrawals`` lists the user's.
-* ``WS /ws`` pushes each of the user's withdrawals as its job moves (completed,
-  failed, cancelled), read from the payment queue's event stream.
+* ``WS /ws`` pushes the user's withdrawals as their jobs move (:mod:`.live`: one
+  reader of the payment events per process, WEBSOCKET_MAX_PER_USER sockets a user).
 * ``GET /api/cases``: the "active cases" list, cached and stampede-proof.
 
-Every Redis call is csgoflip_jobs.aio (the event loop never blocks on Redis);
-payments are PaymentService (SQLAlchemy, sync), run in Starlette's thread pool.
-Bad input (unknown user, a negative or too large amount) is a JSON error with
-a message the page shows, never a 500.
+Every POST must be JSON (415 otherwise: a cross-site form or ``text/plain`` cannot
+carry the cookie into a change) from an allowed Origin (403 otherwise), and so must
+every WebSocket's Origin be (403 before the handshake). Every Redis call is
+csgoflip_jobs.aio (the event loop never blocks on Redis); payments are PaymentService
+(SQLAlchemy, sync), run in Starlette's thread pool. Bad input is a JSON error with a
+message the page shows, never a 500.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,37 +37,47 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from csgoflip_jobs import BrokerError, LockError, PaymentError, PaymentService, aio
 from csgoflip_jobs.helpers.sessions import Session
+from csgoflip_jobs.notifications.web_guard import (
+    CLOSE_UNAUTHORIZED,
+    SESSION_COOKIE,
+    allowed_origins,
+    hide_query_strings_in_logs,
+    origin_allowed,
+)
+from csgoflip_jobs.settings import get_settings
+from examples.webapp.accounts import AccountError, Accounts
+from examples.webapp.live import LiveFeed
 
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
-SESSION_COOKIE = "session"
 SIGN_IN_LIMIT, SIGN_IN_WINDOW_S = 5, 60
-"""Sign-in attempts allowed per IP address and window."""
+"""Sign-in and sign-up attempts allowed per client address and window."""
 API_LIMIT, API_WINDOW_S = 1200, 60
 """API requests allowed per signed-in user and window."""
-USERS_KEY = "examples:webapp:users"
-"""Hash of user names to payment user ids (the example's own accounts)."""
-NAME = re.compile(r"[^\W][\w .-]{0,31}")
-"""A player's name: letters (any alphabet), digits, spaces, '.', '_' and '-'."""
 CASES = ["Chroma Case", "Prisma 2 Case", "Dreams & Nightmares Case", "Revolution Case"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 class WebApp:
-    """The app's services: sessions, rate limits, cache, the payment queue's events."""
+    """The app's services: sessions, rate limits, cache, accounts, the live feed."""
 
     def __init__(self, payments: PaymentService | None = None) -> None:
+        settings = get_settings()
         self.payments = payments or PaymentService()
         self.sessions = aio.SessionService()
         self.limits = aio.RateLimitService()
         self.cache = aio.CacheService()
-        self.redis = aio.RedisService()
+        self.accounts = Accounts(self.payments, aio.RedisService())
+        self.live = LiveFeed(
+            self.payments, settings.websocket_max_per_user, settings.channel_namespace
+        )
+        self.origins = allowed_origins()
 
     async def user_of(self, request: Request | WebSocket) -> Session | None:
         """The signed-in session of a request, if any."""
@@ -73,28 +87,37 @@ class WebApp:
     async def page(self, _request: Request) -> Response:
         return FileResponse(PAGE)
 
+    async def sign_up(self, request: Request) -> Response:
+        return await self._start_session(request, self.accounts.sign_up)
+
     async def sign_in(self, request: Request) -> Response:
+        return await self._start_session(request, self.accounts.sign_in)
+
+    async def _start_session(
+        self, request: Request, check: Callable[[object, object], Awaitable[int]]
+    ) -> Response:
         client = request.client.host if request.client else "unknown"
-        check = await self.limits.check(f"sign-in:{client}", SIGN_IN_LIMIT, SIGN_IN_WINDOW_S)
-        if check.limited:
-            headers = {"Retry-After": str(check.reset_after_s)}
+        limited = await self.limits.check(f"sign-in:{client}", SIGN_IN_LIMIT, SIGN_IN_WINDOW_S)
+        if limited.limited:
+            headers = {"Retry-After": str(limited.reset_after_s)}
             return _error("too many sign-in attempts; try again later", 429, headers)
-        name = str((await _body(request)).get("name", "")).strip()
-        if not NAME.fullmatch(name):
-            return _error("a name of 1 to 32 letters, digits, spaces, '.', '_' or '-', please")
-        user_id = await self._user_named(name)
+        body = await _body(request)
+        try:
+            user_id = await check(body.get("name"), body.get("password"))
+        except AccountError as exc:
+            return _error(str(exc), exc.status)
+        name = str(body["name"]).strip()
         session = await self.sessions.create(user_id, {"name": name})
         response = JSONResponse({"user_id": user_id, "name": name})
-        response.set_cookie(SESSION_COOKIE, session.id, httponly=True, samesite="lax")
+        response.set_cookie(SESSION_COOKIE, session.id, httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https")  # fmt: skip
         return response
 
-    async def _user_named(self, name: str) -> int:
-        known = await self.redis.hget(USERS_KEY, name)
-        if known is not None:
-            return int(known)
-        user_id = await run_in_threadpool(self.payments.create_user)
-        await self.redis.hset(USERS_KEY, name, str(user_id))
-        return user_id
+    async def sign_out(self, request: Request, session: Session) -> Response:
+        await self.sessions.invalidate(session.id)  # its sockets close, wherever they are
+        response = JSONResponse({"signed_out": True})
+        response.delete_cookie(SESSION_COOKIE)
+        return response
 
     async def session(self, request: Request, session: Session) -> Response:
         return JSONResponse({"user_id": session.user_id, "name": session.metadata.get("name")})
@@ -129,20 +152,8 @@ class WebApp:
         return JSONResponse({"withdrawal_id": withdrawal_id, "status": status})
 
     async def withdrawals(self, request: Request, session: Session) -> Response:
-        rows = await run_in_threadpool(self._withdrawals_of, int(session.user_id))
-        return JSONResponse(rows)
-
-    def _withdrawals_of(self, user_id: int) -> list[dict[str, Any]]:
-        from sqlalchemy import select
-
-        from csgoflip_jobs.payments.models import Withdrawal
-
-        with self.payments.sessions() as db:
-            found = db.execute(
-                select(Withdrawal).where(Withdrawal.user_id == user_id).order_by(Withdrawal.id)
-            ).scalars()
-            return [{"withdrawal_id": w.id, "amount": w.amount_minor, "status": w.status}
-                    for w in found]  # fmt: skip
+        state = await run_in_threadpool(self.live.state_of, int(session.user_id))
+        return JSONResponse(state["withdrawals"])
 
     async def _own_withdrawal(self, session: Session, withdrawal_id: int) -> None:
         withdrawal = await run_in_threadpool(self.payments.get_withdrawal, withdrawal_id)
@@ -157,37 +168,32 @@ class WebApp:
         return JSONResponse(await self.cache.cached("active-cases", 30, active_cases))
 
     # --- live updates ------------------------------------------------------------------
-    async def live(self, websocket: WebSocket) -> None:
+    async def socket(self, websocket: WebSocket) -> None:
         """Push the user's withdrawals whenever a payment job of theirs moves."""
+        if not origin_allowed(websocket, self.origins):
+            await websocket.close(code=1008)  # before accept: the handshake gets a 403
+            return
         await websocket.accept()
         session = await self.user_of(websocket)
         if session is None:
-            await websocket.close(code=4401, reason="sign in first")
+            await websocket.close(code=CLOSE_UNAUTHORIZED, reason="sign in first")
             return
-        events = aio.QueueEvents("payment")
-        watcher = asyncio.create_task(self._watch(websocket, int(session.user_id), events))
-        try:
-            while True:
-                await websocket.receive_text()
-        except WebSocketDisconnect:
-            pass
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-
-    async def _watch(self, websocket: WebSocket, user_id: int, events: Any) -> None:
-        async for event in events.listen("$", block_s=1.0):
-            job_id = event.get("job_id") or ""
-            if job_id.startswith(("withdrawal:", "deposit:")) and event["event"] in _MOVES:
-                rows = await run_in_threadpool(self._withdrawals_of, user_id)
-                balance = await run_in_threadpool(self.payments.get_balance, user_id)
-                await websocket.send_json({"withdrawals": rows, "balance": balance})
+        await self.live.serve(websocket, session)
 
 
-_MOVES = frozenset({"active", "completed", "failed", "removed"})
-"""Events after which a withdrawal's status or the balance may have changed (a
-demo's simplification: every payment job's event re-reads the user's rows)."""
+def posted(handler: Handler, app: WebApp) -> Handler:
+    """A POST handler run only for a JSON body from an allowed Origin: a cross-site form
+    (or ``text/plain``, which needs no preflight) gets 415, another Origin 403."""
+
+    async def endpoint(request: Request) -> Response:
+        if not origin_allowed(request, app.origins):
+            return _error("not from this site", 403)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return _error("send JSON (Content-Type: application/json)", 415)
+        return await handler(request)
+
+    return endpoint
 
 
 def signed_in(
@@ -236,20 +242,31 @@ def create_app(payments: PaymentService | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        hide_query_strings_in_logs()
+        await web.live.start()
         yield
+        await web.live.stop()
         await aio.close()
+
+    def post(handler: Handler) -> Handler:
+        return posted(handler, web)
+
+    def user_post(handler: Callable[[WebApp, Request, Session], Awaitable[Response]]) -> Handler:
+        return posted(signed_in(handler, web), web)
 
     routes = [
         Route("/", web.page),
-        Route("/api/sign-in", web.sign_in, methods=["POST"]),
+        Route("/api/sign-up", post(web.sign_up), methods=["POST"]),
+        Route("/api/sign-in", post(web.sign_in), methods=["POST"]),
+        Route("/api/sign-out", user_post(WebApp.sign_out), methods=["POST"]),
         Route("/api/session", signed_in(WebApp.session, web)),
         Route("/api/me", signed_in(WebApp.me, web)),
-        Route("/api/deposits", signed_in(WebApp.deposit, web), methods=["POST"]),
+        Route("/api/deposits", user_post(WebApp.deposit), methods=["POST"]),
         Route("/api/withdrawals", signed_in(WebApp.withdrawals, web)),
-        Route("/api/withdrawals", signed_in(WebApp.withdraw, web), methods=["POST"]),
-        Route("/api/withdrawals/{withdrawal_id:int}/cancel", signed_in(WebApp.cancel, web),
+        Route("/api/withdrawals", user_post(WebApp.withdraw), methods=["POST"]),
+        Route("/api/withdrawals/{withdrawal_id:int}/cancel", user_post(WebApp.cancel),
               methods=["POST"]),
         Route("/api/cases", web.cases),
-        WebSocketRoute("/ws", web.live),
+        WebSocketRoute("/ws", web.socket),
     ]  # fmt: skip
     return Starlette(routes=routes, lifespan=lifespan)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.child_processes import spawn_logged
 from tests.support.redis_servers import free_port
@@ -30,10 +34,19 @@ class GatewayProcess:
         """Base http:// URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def ws(self, session: str, last_id: str | None = None) -> str:
-        """The /ws URL for a session id."""
-        url = f"ws://127.0.0.1:{self.port}/ws?session={session}"
-        return f"{url}&last_id={last_id}" if last_id else url
+    def ws(self, last_id: str | None = None) -> str:
+        """The /ws URL (sessions are never in it)."""
+        url = f"ws://127.0.0.1:{self.port}/ws"
+        return f"{url}?last_id={last_id}" if last_id else url
+
+    @asynccontextmanager
+    async def signed_in(
+        self, session_id: str, last_id: str | None = None, **options: Any
+    ) -> AsyncIterator[ClientConnection]:
+        """A socket signed in with its first message (``options`` go to ``connect``)."""
+        async with connect(self.ws(last_id), **options) as socket:
+            await socket.send(json.dumps({"session": session_id}))
+            yield socket
 
     def stats(self) -> dict[str, int]:
         """The gateway's /stats."""
@@ -50,7 +63,9 @@ class GatewayProcess:
                 self.process.wait()
 
 
-def start_gateway(log_path: Path, env: Mapping[str, str] | None = None) -> GatewayProcess:
+def start_gateway(
+    log_path: Path, env: Mapping[str, str] | None = None, loglevel: str = "warning"
+) -> GatewayProcess:
     """Start the gateway on a free port and wait until /healthz answers."""
     port = free_port()
     process = spawn_logged(
@@ -62,7 +77,7 @@ def start_gateway(log_path: Path, env: Mapping[str, str] | None = None) -> Gatew
             "--port",
             str(port),
             "--loglevel",
-            "warning",
+            loglevel,
         ],
         log_path,
         env,

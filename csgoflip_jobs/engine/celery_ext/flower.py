@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from csgoflip_jobs.helpers.clients import make_async_client
-from csgoflip_jobs.settings import get_settings
+from csgoflip_jobs.settings import get_settings, revealed
 
 REFUSAL = (
     "csgoflip-jobs: refusing to start Flower without credentials in production: "
@@ -41,7 +41,7 @@ def prepare(app: Any) -> None:
     settings = get_settings()
     if settings.flower_user and settings.flower_password:
         if not options.basic_auth:
-            options.basic_auth = [f"{settings.flower_user}:{settings.flower_password}"]
+            options.basic_auth = [f"{settings.flower_user}:{revealed(settings.flower_password)}"]
     elif settings.is_production:
         raise SystemExit(REFUSAL)
     options.max_tasks = settings.flower_max_tasks
