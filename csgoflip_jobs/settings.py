@@ -109,6 +109,14 @@ class Settings(BaseSettings):
 
     job_logs_max: int = Field(1000, ge=1)
     """Lines of ``self.log`` kept per job (the newest)."""
+    job_log_max_bytes: int = Field(1024 * 1024, ge=1024)
+    """Bytes of ``self.log`` lines kept per job (the newest lines that fit)."""
+    progress_max_bytes: int = Field(64 * 1024, ge=64)
+    """Largest ``self.update_progress`` value, as JSON."""
+    session_metadata_max_bytes: int = Field(4096, ge=64)
+    """Largest session metadata, as JSON."""
+    notification_max_bytes: int = Field(16 * 1024, ge=64)
+    """Largest notification payload, as JSON."""
 
     worker_prefetch_multiplier: int = Field(1, ge=1)
     """Messages a worker holds per pool process. 1 keeps slow jobs (payments) from

@@ -161,12 +161,16 @@ class JobTask(Task):  # type: ignore[misc]
             text = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"progress must be JSON without NaN or Infinity: {exc}") from None
+        limit = get_settings().progress_max_bytes
+        if len(text.encode()) > limit:
+            raise ValueError(f"progress is {len(text.encode())} bytes as JSON; the limit is "
+                             f"{limit} (PROGRESS_MAX_BYTES)")  # fmt: skip
         self._progress("progress", text)
 
     def log(self, text: str) -> int:
         """Append a line to the running job's logs (``JobQueue.get_job_logs``); the
-        newest JOB_LOGS_MAX lines are kept, and go when the job goes. Returns how
-        many lines the job has."""
+        newest lines are kept, at most JOB_LOGS_MAX of them and JOB_LOG_MAX_BYTES in all,
+        and go when the job goes. Returns how many lines the job has."""
         if not isinstance(text, str):
             raise ValueError(f"a log line must be a string, not {text!r}")
         return self._progress("log", text[:LOG_LINE_MAX_CHARS])
@@ -178,7 +182,8 @@ class JobTask(Task):  # type: ignore[misc]
             scripts.PROGRESS(
                 keys=[keys.job_key(job.queue, job.job_id), keys.events_key(job.queue),
                       keys.job_logs_key(job.queue, job.job_id)],
-                args=[kind, job.job_id, value, settings.events_max_len, settings.job_logs_max],
+                args=[kind, job.job_id, value, settings.events_max_len, settings.job_logs_max,
+                      settings.job_log_max_bytes],
                 client=broker_client(),
             )
         )  # fmt: skip

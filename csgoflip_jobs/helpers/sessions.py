@@ -104,8 +104,10 @@ class SessionOps(RedisOps[C]):
         super().__init__(client)
         self.ttl_s = whole_number("ttl_s", ttl_s)
         self.touch_interval_s = whole_number("touch_interval_s", touch_interval_s, minimum=0)
-        namespace = get_settings().channel_namespace if namespace is None else namespace
+        settings = get_settings()
+        namespace = settings.channel_namespace if namespace is None else namespace
         self.ended_channel = keys.sessions_ended_channel(namespace)
+        self.metadata_max_bytes = settings.session_metadata_max_bytes
         """Where ending a session is announced (:func:`fingerprint` of its id)."""
 
     @operation
@@ -114,6 +116,12 @@ class SessionOps(RedisOps[C]):
         user = _user_id(user_id)
         if metadata is not None and not isinstance(metadata, dict):
             raise ValueError(f"metadata must be a dict, not {metadata!r}")
+        size, limit = len(json.dumps(metadata or {}).encode()), self.metadata_max_bytes
+        if size > limit:
+            raise ValueError(
+                f"session metadata is {size} bytes as JSON; the limit is {limit} "
+                "(SESSION_METADATA_MAX_BYTES)"
+            )
         session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
         seconds, micros = yield Command("TIME")  # server time, as the touch script uses
         now = int(seconds) * 1000 + int(micros) // 1000

@@ -24,6 +24,9 @@ from csgoflip_jobs.settings import get_settings
 NOTIFICATIONS_KEEP = 50
 """Newest notifications kept per user, for clients that reconnect."""
 
+NOTIFICATION_TYPE_MAX_CHARS = 64
+"""Longest notification type."""
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -98,4 +101,11 @@ def _build(user_id: object, type: object, payload: object) -> Notification:
         raise UnrecoverableError(f"type must be a non-empty string, not {type!r}")
     if not isinstance(payload, dict):
         raise UnrecoverableError(f"payload must be a JSON object, not {payload!r}")
+    size, limit = len(json.dumps(payload).encode()), get_settings().notification_max_bytes
+    if size > limit or len(type) > NOTIFICATION_TYPE_MAX_CHARS:
+        raise UnrecoverableError(
+            f"a notification's payload is at most {limit} bytes as JSON "
+            f"(NOTIFICATION_MAX_BYTES) and its type {NOTIFICATION_TYPE_MAX_CHARS} characters; "
+            f"this one's payload is {size} bytes"
+        )
     return Notification(uuid.uuid4().hex, user_id, type, payload, time.time())

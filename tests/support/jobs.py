@@ -153,3 +153,12 @@ def record_file(self: Any, n: int, log: str) -> int:
     with open(log, "a") as out:
         out.write(line + "\n")
     return n
+
+
+@app.task(name="test-log-lines", bind=True)
+def log_lines(self: Any, lines: int, chars: int) -> int:
+    """Log ``lines`` lines of ``chars`` characters each (numbered); the lines kept."""
+    kept = 0
+    for n in range(lines):
+        kept = self.log(f"{n:06d} " + "x" * max(0, chars - 7))
+    return kept
