@@ -253,6 +253,9 @@ BEAT_KEY_PREFIX = f"{PREFIX}:beat:"
 """celery-redbeat's keys: the schedule and the lock that lets one beat run at a time."""
 
 
+FLOWER_TOKENS_KEY = f"{PREFIX}:flower:tokens"
+"""Hash of Flower API tokens: the SHA-256 of each token -> JSON {name, read_only}."""
+
 DEAD_LETTERS_KEY = f"{PREFIX}:dead-letters"
 """List of messages a worker could not even parse (JSON with reason and time), newest first."""
 

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
 
     flower_user: str | None = None
     flower_password: SecretStr | None = None
+    """FLOWER_USER may do everything in Flower; FLOWER_VIEWER_USER only read."""
+    flower_viewer_user: str | None = None
+    flower_viewer_password: SecretStr | None = None
 
     flower_max_tasks: int = Field(10_000, ge=1)
     """Tasks Flower keeps in memory from the events it saw (the oldest are dropped);
@@ -199,6 +202,17 @@ class Settings(BaseSettings):
                 f"must be below REDIS_COMMAND_TIMEOUT_S ({command_ms:.0f} ms), or the "
                 "client gives up before Redis answers WAIT"
             )
+        return value
+
+    @field_validator("flower_password", "flower_viewer_password")
+    @classmethod
+    def _check_flower_password(cls, value: SecretStr | None) -> SecretStr | None:
+        secret = revealed(value)
+        if not secret:
+            return None  # set but empty (e.g. Compose's ${FLOWER_PASSWORD:-}): none
+        if not (secret.isascii() and secret.isprintable()):
+            # Browsers encode other characters in basic auth differently from each other.
+            raise ValueError("must be printable ASCII characters")
         return value
 
     @field_validator("email_rate_limit")

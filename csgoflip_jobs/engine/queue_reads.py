@@ -49,6 +49,23 @@ class QueueReads(QueueBase[C]):
         return (yield from self._jobs(found))
 
     @operation
+    def get_job_ids(
+        self, state: str, start: int = 0, end: int = -1, asc: bool = False
+    ) -> Steps[list[str]]:
+        """The ids of the jobs in ``state``, ranked as :meth:`get_jobs` ranks them, without
+        reading their records."""
+        return (yield from self._ids(state, start, end, asc))
+
+    @operation
+    def get_job_names(self, job_ids: Sequence[str]) -> Steps[list[str | None]]:
+        """Each job's name (None for one gone), in one round trip: for filtering a listing
+        by name without reading whole records."""
+        if not job_ids:
+            return []
+        names = yield Batch([Command("HGET", self.job_key(i), "name") for i in job_ids])
+        return [None if n is None else as_text(n) for n in names]
+
+    @operation
     def get_waiting(self, start: int = 0, end: int = -1) -> Steps[list[Job]]:
         """Waiting jobs, the next to run first (none while the queue is paused)."""
         return (yield from self._jobs((yield from self._ids("waiting", start, end, True))))

@@ -88,8 +88,34 @@ def flower(host: str, port: int) -> None:
     from csgoflip_jobs.engine.celery_ext import flower as flower_ext
 
     flower_ext.prepare(app)
+    if flower_ext.configured().anonymous and host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(
+            "csgoflip-jobs: Flower without FLOWER_USER / FLOWER_PASSWORD listens on the "
+            "loopback only; set them to serve it on another address"
+        )
     click.echo(f"Flower: http://{host}:{port}/")
     app.start(argv=["flower", f"--address={host}", f"--port={port}"])
+
+
+@main.command("flower-token")
+@click.argument("action", type=click.Choice(["add", "revoke", "list"]))
+@click.argument("name", required=False)
+@click.option("--read-only", is_flag=True, help="the token may only read")
+def flower_token(action: str, name: str | None, read_only: bool) -> None:
+    """API tokens for Flower's /api/jobs (Authorization: Bearer <token>): ``add NAME``
+    prints a new one once (only its hash is kept), ``revoke NAME`` ends it at once."""
+    from csgoflip_jobs.engine.celery_ext import flower_auth
+
+    if action == "list":
+        for token_name, reader in flower_auth.token_names():
+            click.echo(f"{token_name}  {'read-only' if reader else 'read and act'}")
+        return
+    if not name:
+        raise click.UsageError(f"flower-token {action} needs the token's NAME")
+    if action == "add":
+        click.echo(flower_auth.create_token(name, read_only))
+    elif not flower_auth.revoke_token(name):
+        raise SystemExit(f"no token named {name!r}")
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,8 +30,21 @@ def running_flower(
     *celery_flower_args: str,
     test_tasks: bool = False,
 ) -> Iterator[str]:
+    """:func:`flower_process`, yielding only the base URL."""
+    with flower_process(log_path, env, *celery_flower_args, test_tasks=test_tasks) as started:
+        yield started[0]
+
+
+@contextmanager
+def flower_process(
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    *celery_flower_args: str,
+    test_tasks: bool = False,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start Flower with ``env`` added to this environment, wait until it answers its
-    health check (open without credentials, by Flower's design); yield its base URL.
+    health check (open without credentials, by Flower's design); yield its base URL and
+    its process.
 
     By default through ``csgoflip-jobs flower``; given ``celery_flower_args``, as
     ``celery -A csgoflip_jobs flower`` with those arguments instead. ``test_tasks``
@@ -54,7 +68,7 @@ def running_flower(
 
     try:
         wait_until(healthy, 30, interval=0.2)
-        yield url
+        yield url, process
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -30,6 +30,8 @@ RETRY_ALL_LIMIT = 1000
 """Failed jobs one "retry all" enqueues again (the newest; as ``retry-failed``'s default)."""
 CLEAN_LIMIT = 10_000
 """Jobs one clean removes at most."""
+MAX_MINUTES_DIGITS = 7
+"""``minutes`` of a clean: at most 9,999,999 (19 years)."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,11 @@ class Outcome:
     job_gone: bool = False
 
 
-def run_job_action(board: JobsBoard, queue_name: str, job_id: str, action: str) -> Outcome:
-    """Retry a failed job, remove a job that is not running, or promote a delayed one."""
+def run_job_action(
+    board: JobsBoard, queue_name: str, job_id: str, action: str, actor: str
+) -> Outcome:
+    """Retry a failed job, remove a job that is not running, or promote a delayed one;
+    the audit line names ``actor``."""
     if action not in JOB_ACTIONS:
         raise NotFoundError(f"no job action {action!r}; they are {', '.join(JOB_ACTIONS)}")
     job = board.job(queue_name, job_id)
@@ -59,15 +64,17 @@ def run_job_action(board: JobsBoard, queue_name: str, job_id: str, action: str) 
         if not queue.promote(job_id):
             raise JobStateError(f"job {job_id} is no longer delayed")
         outcome = Outcome(f"job {job_id} is waiting now")
-    log.info("jobs board: %s %s of %s: %s", action, job_id, queue_name, outcome.message)
+    log.info("jobs board: %s %s of %s by %s: %s", action, job_id, queue_name, actor,
+             outcome.message)  # fmt: skip
     return outcome
 
 
 def run_queue_action(
-    board: JobsBoard, queue_name: str, action: str, form: Mapping[str, str]
+    board: JobsBoard, queue_name: str, action: str, form: Mapping[str, str], actor: str
 ) -> Outcome:
     """Retry every failed job, pause, resume, or clean finished jobs older than
-    ``form["minutes"]`` in ``form["state"]`` (completed or failed)."""
+    ``form["minutes"]`` in ``form["state"]`` (completed or failed); the audit line names
+    ``actor``."""
     actions: dict[str, Callable[[JobQueue, Mapping[str, str]], Outcome]] = {
         "retry-failed": _retry_all,
         "pause": _pause,
@@ -77,7 +84,7 @@ def run_queue_action(
     if action not in actions:
         raise NotFoundError(f"no queue action {action!r}; they are {', '.join(QUEUE_ACTIONS)}")
     outcome = actions[action](board.queue(queue_name), form)
-    log.info("jobs board: %s of %s: %s", action, queue_name, outcome.message)
+    log.info("jobs board: %s of %s by %s: %s", action, queue_name, actor, outcome.message)
     return outcome
 
 
@@ -110,7 +117,7 @@ def _clean(queue: JobQueue, form: Mapping[str, str]) -> Outcome:
     if state not in CLEAN_STATES:
         raise JobOptionsError(f"clean takes state completed or failed, not {state!r}")
     minutes_text = form.get("minutes", "").strip()
-    if not minutes_text.isdigit():
+    if not minutes_text.isdigit() or len(minutes_text) > MAX_MINUTES_DIGITS:
         raise JobOptionsError(f"minutes must be a whole number of minutes, not {minutes_text!r}")
     minutes = int(minutes_text)
     removed = queue.clean(minutes * 60_000, CLEAN_LIMIT, state)

@@ -156,8 +156,7 @@ class JobsBoard:
         page = max(1, page)
         start = (page - 1) * PAGE_SIZE
         if name:
-            matches, scanned, complete = self._scan(queue, state, name)
-            jobs, total = matches[start : start + PAGE_SIZE], len(matches)
+            jobs, total, scanned, complete = self._scan(queue, state, name, start)
         else:
             jobs = queue.get_jobs([state], start, start + PAGE_SIZE - 1)
             total = queue.get_job_counts()[state]
@@ -166,17 +165,26 @@ class JobsBoard:
         pages = max(1, math.ceil(total / PAGE_SIZE))
         return JobList(queue_name, state, rows, page, pages, total, name or None, scanned, complete)
 
-    def _scan(self, queue: JobQueue, state: str, name: str) -> tuple[list[Job], int, bool]:
-        """The jobs called ``name`` among the newest FILTER_SCAN_LIMIT of ``state``."""
-        matches: list[Job] = []
-        scanned = 0
+    def _scan(
+        self, queue: JobQueue, state: str, name: str, start: int
+    ) -> tuple[list[Job], int, int, bool]:
+        """The page from ``start`` of the jobs called ``name`` among the newest
+        FILTER_SCAN_LIMIT of ``state``, how many match, how many were looked at, and
+        whether that was all. Only the names are read while looking; whole records only
+        for the page's jobs (a record may hold a megabyte of data)."""
+        matches: list[str] = []
+        scanned, complete = 0, False
         while scanned < FILTER_SCAN_LIMIT:
-            chunk = queue.get_jobs([state], scanned, scanned + SCAN_CHUNK - 1)
-            scanned += len(chunk)
-            matches += [job for job in chunk if job.name == name]
-            if len(chunk) < SCAN_CHUNK:
-                return matches, scanned, True
-        return matches, scanned, False
+            ids = queue.get_job_ids(state, scanned, scanned + SCAN_CHUNK - 1)
+            scanned += len(ids)
+            names = queue.get_job_names(ids)
+            matches += [i for i, n in zip(ids, names, strict=True) if n == name]
+            if len(ids) < SCAN_CHUNK:
+                complete = True
+                break
+        page = matches[start : start + PAGE_SIZE]
+        jobs = [job for job in (queue.get_job(i) for i in page) if job is not None]
+        return jobs, len(matches), scanned, complete
 
     def _row(self, job: Job) -> JobRow:
         now_ms = int(self._clock() * 1000)

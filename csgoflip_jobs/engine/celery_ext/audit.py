@@ -9,46 +9,17 @@ set on a live channel), so an upgrade that removes or renames one fails loudly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from csgoflip_jobs.engine.celery_ext.audit_flower import FLOWER_USES, PrivateUse
 
-from csgoflip_jobs.engine.celery_ext.flower_templates import AMENDMENTS
+__all__ = ["CHECKED_WITH", "USES", "PrivateUse"]
 
 CHECKED_WITH = {"celery": "5.7.0", "kombu": "5.7.0", "flower": "2.2.0"}
 """The versions every row was last read against."""
 
 
-@dataclass(frozen=True)
-class PrivateUse:
-    """One touch of a library's private name."""
-
-    owner: str
-    """``module:Class`` (or ``module`` for a module attribute)."""
-    name: str
-    how: str
-    """override, call, read, write or replace."""
-    where: str
-    """The module of ours that does it (under csgoflip_jobs/engine/celery_ext/)."""
-    why: str
-    params: tuple[str, ...] = ()
-    """For an override: parameters of the library's method that ours relies on."""
-    on_instance: bool = False
-    """Set in ``__init__`` rather than on the class: checked on a live channel."""
-    anchors: tuple[str, ...] = ()
-    """For a template (``name`` a path inside the owner package): texts of it ours relies
-    on, checked to be in the installed file."""
-
-
 _CHANNEL = "kombu.transport.redis:Channel"
 _QOS = "kombu.transport.redis:QoS"
 _SENTINEL_CHANNEL = "kombu.transport.redis:SentinelChannel"
-_OPTIONS = "flower.options:default_options"
-_HANDLER = "flower.views:BaseHandler"
-
-
-def _anchors(template: str) -> tuple[str, ...]:
-    return tuple(a.anchor for a in AMENDMENTS if a.template == template)
-
-
 USES: tuple[PrivateUse, ...] = (
     PrivateUse(
         _CHANNEL,
@@ -291,101 +262,5 @@ USES: tuple[PrivateUse, ...] = (
         "sentinel",
         "result_backend_transport_options: master_name, sentinel_kwargs",
     ),
-    PrivateUse(
-        "flower.utils.broker",
-        "RedisSentinel",
-        "replace",
-        "flower",
-        "the Broker page asks every sentinel (Flower's reader asks only the first)",
-    ),
-    PrivateUse(
-        "flower.utils.broker:RedisSentinel",
-        "_get_redis_client",
-        "override",
-        "flower",
-        "one platform Sentinel client per process instead of one per page view",
-        ("broker_options", "broker_use_ssl"),
-    ),
-    PrivateUse(
-        "flower.views.monitor:Metrics",
-        "get",
-        "replace",
-        "flower",
-        "put Flower's authentication on /metrics; read the queues before each scrape",
-    ),
-    PrivateUse(_OPTIONS, "basic_auth", "write", "flower", "FLOWER_USER / FLOWER_PASSWORD"),
-    PrivateUse(_OPTIONS, "max_tasks", "write", "flower", "FLOWER_MAX_TASKS tasks in memory"),
-    PrivateUse(
-        _OPTIONS,
-        "purge_offline_workers",
-        "write",
-        "flower",
-        "offline workers dropped after FLOWER_PURGE_OFFLINE_WORKERS_S",
-    ),
-    PrivateUse(_OPTIONS, "read_only", "read", "flower_jobs", "no Jobs actions when read-only"),
-    PrivateUse(
-        "flower.urls", "handlers", "write", "flower", "the Jobs routes, before Flower's catch-all"
-    ),
-    PrivateUse(
-        "flower.urls",
-        "settings",
-        "write",
-        "flower",
-        "template_loader: every page from the amended templates (read from template_path)",
-    ),
-    PrivateUse(
-        "flower.views",
-        "BaseHandler",
-        "subclass",
-        "flower_jobs",
-        "the Jobs pages get Flower's login, error pages and template values",
-    ),
-    PrivateUse(
-        _HANDLER,
-        "check_xsrf_cookie",
-        "override",
-        "flower_jobs",
-        "Flower's cross-site checks, then the anti-forgery token always",
-    ),
-    PrivateUse(_HANDLER, "write_error", "override", "flower_jobs", "the JSON API's errors as JSON"),
-    PrivateUse(
-        _HANDLER, "render", "call", "flower_jobs", "Flower's url_prefix and helpers in our pages"
-    ),
-    PrivateUse(
-        "flower",
-        "templates/navbar.html",
-        "amend",
-        "flower_templates",
-        "a Jobs link after the Broker link",
-        anchors=_anchors("navbar.html"),
-    ),
-    PrivateUse(
-        "flower",
-        "templates/broker.html",
-        "amend",
-        "flower_templates",
-        "the depths labelled waiting only, pointing to the Jobs page",
-        anchors=_anchors("broker.html"),
-    ),
-    PrivateUse(
-        "flower",
-        "templates/base.html",
-        "extend",
-        "templates/jobs*.html",
-        "the Jobs pages in Flower's frame",
-        anchors=(
-            "{% block title %}",
-            "{% block navbar %}",
-            "{% block container %}",
-            "{% block extra_scripts %}",
-        ),
-    ),
-    PrivateUse(
-        "flower",
-        "templates/404.html",
-        "render",
-        "flower_jobs",
-        "a 404 names the unknown queue, state or job (Flower's write_error)",
-        anchors=("{{ message }}",),
-    ),
+    *FLOWER_USES,
 )

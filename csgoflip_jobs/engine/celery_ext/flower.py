@@ -3,9 +3,11 @@
 ``csgoflip-jobs flower`` and ``celery -A csgoflip_jobs flower`` both call
 :func:`prepare` before Flower builds its application:
 
-* FLOWER_USER / FLOWER_PASSWORD become Flower's basic auth (unless ``--basic-auth``
-  names other credentials); with APP_ENV=production Flower refuses to start
-  without them: it can revoke tasks and shut workers down.
+* Every request is checked by :mod:`.flower_auth`: FLOWER_USER / FLOWER_PASSWORD may
+  do everything, FLOWER_VIEWER_USER / FLOWER_VIEWER_PASSWORD only read, API tokens
+  open ``/api/jobs``; without credentials Flower answers the loopback only, and with
+  APP_ENV=production it refuses to start without them (it can revoke tasks and shut
+  workers down). No page can be framed.
 * Settings for a dashboard that runs for weeks: at most FLOWER_MAX_TASKS tasks kept
   in memory, offline workers dropped after FLOWER_PURGE_OFFLINE_WORKERS_S (Flower's
   own command-line options and variables still win, as they are read afterwards).
@@ -24,8 +26,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from csgoflip_jobs.engine.celery_ext.flower_auth import configured
+from csgoflip_jobs.engine.celery_ext.flower_auth import install as install_auth
+
+__all__ = ["REFUSAL", "configured", "prepare"]
 from csgoflip_jobs.helpers.clients import make_async_client
-from csgoflip_jobs.settings import get_settings, revealed
+from csgoflip_jobs.settings import get_settings
 
 REFUSAL = (
     "csgoflip-jobs: refusing to start Flower without credentials in production: "
@@ -39,11 +45,14 @@ def prepare(app: Any) -> None:
     from tornado.options import options
 
     settings = get_settings()
-    if settings.flower_user and settings.flower_password:
-        if not options.basic_auth:
-            options.basic_auth = [f"{settings.flower_user}:{revealed(settings.flower_password)}"]
+    users = configured().users
+    if users:
+        # Flower reads this as "credentials are configured" (its cross-site checks);
+        # the check itself is flower_auth's.
+        options.basic_auth = [f"{name}:{password.decode()}" for name, password, _ in users]
     elif settings.is_production:
         raise SystemExit(REFUSAL)
+    install_auth()
     options.max_tasks = settings.flower_max_tasks
     options.purge_offline_workers = settings.flower_purge_offline_workers_s
     _install_jobs_pages(app)

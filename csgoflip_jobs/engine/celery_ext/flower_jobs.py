@@ -7,11 +7,12 @@ Actions (POST, forms of those pages; each answers with a redirect back and a not
 answer JSON: 404 for an unknown queue, state, job or action, 409 for an action the
 job's state refuses, 400 for bad form values, ``{"error": ...}`` saying which.
 
-Every request needs Flower's credentials. Every POST is also checked, in this order:
-the credentials (401), Flower's cross-site checks (Sec-Fetch-Site / Origin), tornado's
-anti-forgery token (the ``_xsrf`` cookie echoed as a ``_xsrf`` form field or an
-``X-XSRFToken`` header; always, even where Flower skips it for basic auth), and
-Flower's ``--read_only`` (403). The page data and actions are
+Every request needs Flower's credentials (:mod:`.flower_auth`). Every POST is also
+checked, in this order: the credentials (401; a viewer's POST: 403), Flower's
+cross-site checks (Sec-Fetch-Site / Origin), tornado's anti-forgery token (the
+``_xsrf`` cookie echoed as a ``_xsrf`` form field or an ``X-XSRFToken`` header; always
+for basic auth, even where Flower skips it; not for an API token), and Flower's
+``--read_only`` (403). The page data and actions are
 :mod:`csgoflip_jobs.engine.board`; Redis is read in Flower's executor, off its loop.
 """
 
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+MAX_PAGE_DIGITS = 6
+MAX_NAME_CHARS = 200
+
 NOTICE_COOKIE = "csgoflip_jobs_notice"
 """Signed cookie carrying an action's outcome to the page it redirects to."""
 
@@ -62,10 +66,19 @@ class _BoardHandler(BaseHandler):  # type: ignore[misc]
         if not self.current_user:  # basic auth raises 401 itself
             raise HTTPError(403, "log in first")
         super().check_xsrf_cookie()
-        tornado.web.RequestHandler.check_xsrf_cookie(self)
+        if not self.request.headers.get("Authorization", "").startswith("Bearer "):
+            # A browser sends basic auth by itself, so a page of another site could act
+            # with it: the token proves the form is ours. A bearer token is never sent
+            # by itself (a script adds it), so there is nothing to forge.
+            tornado.web.RequestHandler.check_xsrf_cookie(self)
         if self.application.options.read_only:
             raise HTTPError(403, "Flower runs read-only (--read_only): the Jobs actions are off")
         self._post_checked = True
+
+    @property
+    def actor(self) -> str:
+        """Who acts: the signed-in name (for the audit line of an action)."""
+        return str(self.current_user)
 
     async def board_call(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in Flower's executor; NotFoundError becomes a 404."""
@@ -148,7 +161,7 @@ class JobActionView(_PageHandler):
         job_page = self.reverse_url("jobs-job", queue, job_id)
         try:
             run = actions.run_job_action
-            outcome = await self.board_call(run, self.board, queue, job_id, action)
+            outcome = await self.board_call(run, self.board, queue, job_id, action, self.actor)
         except (JobStateError, JobOptionsError) as exc:
             self.set_notice("danger", f"Refused: {exc}")
             self.back_to(job_page)
@@ -165,7 +178,7 @@ class QueueActionView(_PageHandler):
         form = _form(self)
         try:
             run = actions.run_queue_action
-            outcome = await self.board_call(run, self.board, queue, action, form)
+            outcome = await self.board_call(run, self.board, queue, action, form, self.actor)
         except (JobStateError, JobOptionsError) as exc:
             self.set_notice("danger", f"Refused: {exc}")
         else:
@@ -229,8 +242,8 @@ class ApiJobAction(_ApiHandler):
 
     @authenticated
     async def post(self, queue: str, job_id: str, action: str) -> None:
-        run = actions.run_job_action
-        await self.answer(lambda: vars(run(self.board, queue, job_id, action)))
+        run, actor = actions.run_job_action, self.actor
+        await self.answer(lambda: vars(run(self.board, queue, job_id, action, actor)))
 
 
 class ApiQueueAction(_ApiHandler):
@@ -238,14 +251,18 @@ class ApiQueueAction(_ApiHandler):
 
     @authenticated
     async def post(self, queue: str, action: str) -> None:
-        form, run = _form(self), actions.run_queue_action
-        await self.answer(lambda: vars(run(self.board, queue, action, form)))
+        form, run, actor = _form(self), actions.run_queue_action, self.actor
+        await self.answer(lambda: vars(run(self.board, queue, action, form, actor)))
 
 
 def _list_arguments(handler: tornado.web.RequestHandler) -> tuple[int, str | None]:
-    page = handler.get_query_argument("page", "1")
+    page = handler.get_query_argument("page", "1").strip()
     name = handler.get_query_argument("name", "").strip()
-    return (int(page) if page.isdigit() else 1), (name or None)
+    if not (page.isdigit() and len(page) <= MAX_PAGE_DIGITS and int(page) >= 1):
+        raise HTTPError(400, "page must be a whole number from 1 to %s", "9" * MAX_PAGE_DIGITS)
+    if len(name) > MAX_NAME_CHARS:
+        raise HTTPError(400, "a job name is at most %d characters", MAX_NAME_CHARS)
+    return int(page), (name or None)
 
 
 def _form(handler: tornado.web.RequestHandler) -> dict[str, str]:
