@@ -100,3 +100,12 @@ def split_password(url: str) -> tuple[str, str | None]:
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{user}@{host}" if user else host
     return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` put in when it carries none (and a password is given)."""
+    parts = urlsplit(url)
+    if not password or parts.password is not None or not parts.hostname:
+        return url
+    user, host = parts.username or "", parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))

@@ -2,7 +2,9 @@
 
 Nothing else in the project reads ``os.environ``. Call :func:`get_settings`;
 a bad value raises :class:`~csgoflip_jobs.errors.ConfigError` whose message is
-one line naming the variable.
+one line naming the variable. Where SECRETS_DIR exists (Docker and Compose secrets'
+``/run/secrets``), a file there named like a setting (``redis_password``) is its value,
+so passwords need not be in any environment or command line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
@@ -26,6 +29,7 @@ from csgoflip_jobs.setting_values import (
     parse_sentinels,
     redacted_url,
     with_certificate_checks,
+    with_password,
 )
 
 __all__ = ["SENTINEL_DEFAULT_PORT", "Settings", "get_settings", "load_settings", "revealed"]
@@ -55,6 +59,8 @@ class Settings(BaseSettings):
     """Prefix of the live-notification channels (``<namespace>:notifications:...``); by
     default none on database 0, ``db<N>:`` on database N (see ``channel_namespace``)."""
     cache_redis_url: str | None = None
+    cache_redis_password: SecretStr | None = None
+    """Password of the cache Redis, for a CACHE_REDIS_URL that carries none."""
     redlock_urls: str | None = None
     redis_tls_ca_file: FilePath | None = None
     """PEM file of the CA that signed the Redis servers' certificates (rediss:// URLs);
@@ -86,6 +92,8 @@ class Settings(BaseSettings):
     """How long an enqueue waits for REDIS_MIN_REPLICAS_ACK replicas, in milliseconds."""
 
     database_url: str = "sqlite:///csgoflip_jobs.sqlite3"
+    database_password: SecretStr | None = None
+    """Password for a DATABASE_URL that carries none (``database_dsn`` holds both)."""
 
     payout_gateway: Literal["sandbox", "http"] = "sandbox"
     payout_url: str | None = None
@@ -304,7 +312,16 @@ class Settings(BaseSettings):
     @property
     def cache_url(self) -> str:
         """The cache Redis (may evict); defaults to the queue Redis."""
-        return self._verified(self.cache_redis_url) if self.cache_redis_url else self.broker_url
+        if not self.cache_redis_url:
+            return self.broker_url
+        return self._verified(
+            with_password(self.cache_redis_url, revealed(self.cache_redis_password))
+        )
+
+    @property
+    def database_dsn(self) -> str:
+        """DATABASE_URL with DATABASE_PASSWORD put in when the URL carries none."""
+        return with_password(self.database_url, revealed(self.database_password))
 
     @property
     def redlock_url_list(self) -> list[str]:
@@ -327,10 +344,15 @@ def revealed(secret: SecretStr | None) -> str:
     return secret.get_secret_value() if secret is not None else ""
 
 
+SECRETS_DIR = Path("/run/secrets")
+"""Where Docker and Compose put secrets: files there named like a setting are read."""
+
+
 def load_settings() -> Settings:
-    """Read the environment now; raise ConfigError with one line naming the variable."""
+    """Read the environment (and SECRETS_DIR's files) now; raise ConfigError with one
+    line naming the variable."""
     try:
-        settings = Settings()
+        settings = Settings(_secrets_dir=SECRETS_DIR) if SECRETS_DIR.is_dir() else Settings()
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
     if settings.ignored_for_sentinel:

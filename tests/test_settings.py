@@ -161,3 +161,25 @@ def test_workers_take_the_prefetch_multiplier_from_the_environment() -> None:
 
     assert multiplier() == "1"
     assert multiplier(WORKER_PREFETCH_MULTIPLIER="4") == "4"
+
+
+def test_passwords_can_come_from_secret_files(tmp_path: Path) -> None:
+    """Compose secrets: /run/secrets/<setting> (here a directory of the test's)."""
+    from csgoflip_jobs.settings import Settings, revealed
+
+    files = {"redis_password": "q@ueue", "cache_redis_password": "cache-pw",
+             "database_password": "db-pw", "flower_password": "fl-pw"}  # fmt: skip
+    for name, value in files.items():
+        (tmp_path / name).write_text(value + "\n")
+    settings = Settings(
+        _secrets_dir=tmp_path,  # type: ignore[call-arg]
+        redis_url=None,
+        redis_host="redis-queue",
+        cache_redis_url="redis://redis-cache:6379/0",
+        database_url="postgresql+psycopg://csgoflip@postgres:5432/csgoflip",
+    )
+    assert settings.broker_url == "redis://:q%40ueue@redis-queue:6379/0"
+    assert settings.cache_url == "redis://:cache-pw@redis-cache:6379/0"
+    assert settings.database_dsn == "postgresql+psycopg://csgoflip:db-pw@postgres:5432/csgoflip"
+    assert revealed(settings.flower_password) == "fl-pw"
+    assert not any(secret in repr(settings) for secret in ("q@ueue", "cache-pw", "db-pw", "fl-pw"))

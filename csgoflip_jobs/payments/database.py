@@ -48,7 +48,7 @@ def _engine_for(url: str, pid: int) -> Engine:
 
 def get_engine() -> Engine:
     """This process's engine for DATABASE_URL."""
-    return _engine_for(get_settings().database_url, os.getpid())
+    return _engine_for(get_settings().database_dsn, os.getpid())
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
@@ -60,5 +60,5 @@ def migrate(url: str | None = None) -> None:
     """Upgrade the database at ``url`` (default DATABASE_URL) to the newest migration."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", url or get_settings().database_url)
+    config.set_main_option("sqlalchemy.url", url or get_settings().database_dsn)
     command.upgrade(config, "head")

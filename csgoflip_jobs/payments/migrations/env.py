@@ -13,7 +13,7 @@ target_metadata = Base.metadata
 
 def run_migrations() -> None:
     """Run online (with a connection); offline SQL generation is not needed here."""
-    url = context.config.get_main_option("sqlalchemy.url") or get_settings().database_url
+    url = context.config.get_main_option("sqlalchemy.url") or get_settings().database_dsn
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
