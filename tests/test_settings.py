@@ -172,7 +172,7 @@ def test_passwords_can_come_from_secret_files(tmp_path: Path) -> None:
     for name, value in files.items():
         (tmp_path / name).write_text(value + "\n")
     settings = Settings(
-        _secrets_dir=tmp_path,  # type: ignore[call-arg]
+        _secrets_dir=tmp_path,
         redis_url=None,
         redis_host="redis-queue",
         cache_redis_url="redis://redis-cache:6379/0",

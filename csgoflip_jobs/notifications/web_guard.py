@@ -31,8 +31,6 @@ CREDENTIAL_MAX_CHARS = 256
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429
 
-log = logging.getLogger(__name__)
-
 
 def allowed_origins() -> frozenset[str]:
     """WEBSOCKET_ORIGINS as a set (empty: only each page's own origin)."""
