@@ -196,3 +196,19 @@ def test_signing_out_in_another_tab_closes_the_live_page(webapp: str) -> None:
         )
         assert live.is_visible("#sign-in") and "signed out" in live.inner_text("#message")
         live.screenshot(path=str(screenshot_path("webapp-signed-out")))
+
+
+def test_a_big_message_from_the_page_closes_its_socket(webapp: str) -> None:
+    """Neither app reads what a page sends, yet 16 MiB messages were accepted."""
+    with closing(signed_up(webapp, "ivan")) as ivan:
+        cookie = {"Cookie": f"session={ivan.cookies['session']}"}
+        ws = webapp.replace("http", "ws") + "/ws"
+
+        async def scenario() -> int | None:
+            async with connect(ws, additional_headers=cookie) as socket:
+                await socket.send("x" * 10_000)  # WEBSOCKET_MAX_MESSAGE_BYTES is 4096
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(socket.recv(), 5)
+            return closed.value.rcvd.code if closed.value.rcvd else None
+
+        assert asyncio.run(scenario()) == 1009
