@@ -25,6 +25,7 @@ from __future__ import annotations
 from kombu import Queue
 
 from csgoflip_jobs import keys
+from csgoflip_jobs.engine import log_context as _log_context
 from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL
 from csgoflip_jobs.helpers import sentinel as _sentinel
 from csgoflip_jobs.helpers.connection import broker_transport_options as _transport_options
@@ -91,6 +92,9 @@ worker_prefetch_multiplier = _settings.worker_prefetch_multiplier
 worker_send_task_events = True
 task_send_sent_event = True
 worker_hijack_root_logger = False
+# Celery's line formats with the running job (and its trace) in them: log_context.py.
+worker_log_format = _log_context.TEXT_FORMAT
+worker_task_log_format = _log_context.TEXT_TASK_FORMAT
 broker_channel_error_retry = True
 
 imports = ("workers.payment", "workers.notification", "workers.email", "workers.maintenance")

@@ -18,6 +18,7 @@ import click
 from celery import Celery
 from celery.signals import worker_init
 
+from csgoflip_jobs.engine import log_context, tracing
 from csgoflip_jobs.engine.celery_ext import flower
 from csgoflip_jobs.engine.celery_ext.job_keeper import JobKeeper
 from csgoflip_jobs.engine.celery_ext.task_events import BatchedTaskEvents
@@ -67,6 +68,13 @@ def _install_transport(sender: Celery, **_: Any) -> None:
         raise _config_error(exc) from None
 
 
+def _observe(**_: Any) -> None:
+    # Traces when OTEL_* asks for them (a prefork child's span processor restarts after
+    # the fork), and the running job on every log line; once the settings are read.
+    tracing.start()
+    log_context.install()
+
+
 def _refuse_evicting_broker(**_: Any) -> None:
     try:
         check_eviction_policy(broker_client())
@@ -94,6 +102,7 @@ def create_app(config: object = "celeryconfig", *, set_as_current: bool = True) 
     new.steps["consumer"].add(BatchedTaskEvents)
     new.on_configure.connect(_check_settings, weak=False)
     new.on_after_configure.connect(_install_transport, weak=False)
+    new.on_after_configure.connect(_observe, weak=False)
     return new
 
 

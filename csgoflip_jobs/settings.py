@@ -171,6 +171,15 @@ class Settings(BaseSettings):
     """Seconds after which Flower stops listing a worker that went offline (and drops
     its Prometheus series)."""
 
+    # Tracing and logs (README "Tracing and logs"); the OpenTelemetry SDK reads the rest
+    # of the standard OTEL_* variables itself.
+    otel_traces_exporter: str | None = None
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_service_name: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line (job id, queue and trace id as fields)."""
+
     @field_validator("redis_url", "cache_redis_url", "redlock_urls")
     @classmethod
     def _check_urls(cls, value: str | None) -> str | None:
@@ -297,6 +306,14 @@ class Settings(BaseSettings):
         return frozenset(
             o.strip().rstrip("/") for o in (self.websocket_origins or "").split(",") if o.strip()
         )
+
+    @property
+    def tracing(self) -> bool:
+        """True when OTEL_TRACES_EXPORTER (otlp or console) or an OTLP endpoint asks for
+        traces (OTEL_TRACES_EXPORTER=none turns them off)."""
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        endpoint = self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint
+        return exporter not in ("", "none") or (bool(endpoint) and exporter != "none")
 
     @property
     def channel_namespace(self) -> str:

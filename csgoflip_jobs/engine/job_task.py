@@ -29,7 +29,7 @@ from celery import Task
 from celery.exceptions import Ignore, Reject, Retry
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.engine import scripts
+from csgoflip_jobs.engine import scripts, tracing
 from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.errors import JobStalledError, UnrecoverableError
 from csgoflip_jobs.engine.job_try import JobTry, check_data, take_started_on_delivery
@@ -91,6 +91,7 @@ class JobTask(Task):  # type: ignore[misc]
             # Data of the wrong shape can never succeed on a later try.
             raise UnrecoverableError(f"bad job data for {self.name}: {exc}") from None
         job = JobTry.from_request(self.request)
+        tracing.tag_current_span(job.job_id, job.queue, self.name, job.attempt)
         self._start(job, args, kwargs)
         try:
             return self.run(*args, **kwargs)
@@ -126,6 +127,7 @@ class JobTask(Task):  # type: ignore[misc]
             raise Reject("queue paused", requeue=True)
         if started == _STALLED_OUT:
             log.error("job %s: %s; failed without running", job.job_id, STALLED_REASON)
+            tracing.span_event("job.stalled_out", attempt=job.attempt)
             self.on_stall_limit(*args, **kwargs)
             raise JobStalledError(STALLED_REASON)
 
@@ -242,11 +244,13 @@ class JobTask(Task):  # type: ignore[misc]
         """
         delay_ms = require_delay_ms("delay_ms", delay_ms)
         job = JobTry.from_request(self.request)
+        tracing.span_event("job.deferred", attempt=job.attempt, delay_ms=delay_ms)
         self._republish(job, job.attempt, delay_ms, self.request.args, self.request.kwargs)
         log.info("job %s try %d deferred by %d ms", job.job_id, job.attempt, delay_ms)
         raise Ignore()
 
     def _schedule_next_try(self, job: JobTry, delay_ms: int, args: Any, kwargs: Any) -> None:
+        tracing.span_event("job.retry_scheduled", attempt=job.attempt + 1, delay_ms=delay_ms)
         self._republish(job, job.attempt + 1, delay_ms, args, kwargs)
         log.info("job %s try %d/%d failed; next try in %d ms",
                  job.job_id, job.attempt, job.attempts, delay_ms)  # fmt: skip

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, NoReturn
 
-from celery import Celery
+from celery import Celery, signals
 from kombu.utils.uuid import uuid
 
 from csgoflip_jobs import keys
+from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.errors import JobOptionsError
 from csgoflip_jobs.engine.job_task import JobTask
 from csgoflip_jobs.engine.messages import templates_of
@@ -100,7 +101,10 @@ def send_checked(
     durability: Durability = Durability(),
 ) -> Steps[list[str]]:
     """Store checked jobs; the templates they need are built first (blocking work,
-    offloaded by the asyncio API)."""
+    offloaded by the asyncio API). While anything listens to Celery's publish signals,
+    each job is sent by Celery itself instead (:func:`_send_through_celery`)."""
+    if publish_is_hooked():
+        return (yield from _send_through_celery(app, queue, checked, durability))
     templates = templates_of(app)
     wanted = {(name, opts.priority_level) for name, _data, _json, opts in checked}
     if templates.missing(queue, wanted):
@@ -124,6 +128,75 @@ def send_checked(
     if confirm and int(acked) < durability.replicas:
         _raise_not_replicated(app, ids, durability, int(acked))
     return ids
+
+
+def publish_is_hooked() -> bool:
+    """True while a receiver listens to ``before_task_publish`` or ``after_task_publish``
+    (OpenTelemetry's Celery instrumentation, a header hook, an APM agent)."""
+    return bool(signals.before_task_publish.receivers or signals.after_task_publish.receivers)
+
+
+def _send_through_celery(
+    app: Celery, queue: str, checked: list[CheckedJob], durability: Durability
+) -> Steps[list[str]]:
+    """Send each job with Celery's ``send_task``: its publish signals fire once per job,
+    with the job's own id, headers (what a receiver adds reaches the task's request),
+    body, exchange and routing key, as for any ``apply_async``; the channel stores each
+    with ENQUEUE as usual. One round trip per job, in order; a durable add ends with
+    one WAIT behind a PUBLISH, which covers every write before it (any connection's)."""
+    ids: list[str] = []
+    for index, (name, data, _json, opts) in enumerate(checked):
+        job_id = opts.job_id or uuid()
+        task_id = job_id if opts.job_id is None else keys.task_id_for(queue, job_id)
+        header = opts.header() if opts.job_id is None else {**opts.header(), "job_id": job_id}
+
+        def send(
+            name: str = name,
+            data: dict[str, Any] = data,
+            opts: JobOptions = opts,
+            task_id: str = task_id,
+            header: dict[str, Any] = header,
+        ) -> Exception | None:
+            try:
+                app.send_task(
+                    name,
+                    kwargs=data,
+                    task_id=task_id,
+                    queue=queue,
+                    priority=opts.priority_level,
+                    headers={JOB_HEADER: header},
+                )
+            except Exception as exc:  # reported with what the batch stored, below
+                return exc
+            return None  # fmt: skip
+
+        failure = yield Offload(send)
+        if failure is not None:
+            _raise_stopped_at(app, ids, index, len(checked), failure)
+        ids.append(job_id)
+    confirm = durability.confirm()
+    if confirm:
+        *_, acked = yield Batch([], confirm=confirm)
+        if int(acked) < durability.replicas:
+            _raise_not_replicated(app, ids, durability, int(acked))
+    return ids
+
+
+def _raise_stopped_at(
+    app: Celery, stored: list[str], index: int, total: int, failure: Exception
+) -> NoReturn:
+    """The error of a batch sent job by job that failed at ``index``: the jobs before it
+    are stored (``stored_ids``), it and those after are not (``refused``)."""
+    error = broker_error(failure, app.conf.broker_url)
+    if error is None:
+        raise failure
+    error.stored_ids, error.refused = list(stored), list(range(index, total))
+    if total > 1:
+        error.args = (
+            f"{error} [sent job by job: the {len(stored)} before batch position {index} are "
+            "stored (.stored_ids), the rest refused (.refused)]",
+        )
+    raise error from failure
 
 
 def _raise_not_replicated(

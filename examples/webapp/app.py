@@ -40,6 +40,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from csgoflip_jobs import BrokerError, LockError, PaymentError, PaymentService, aio
+from csgoflip_jobs.engine import tracing
 from csgoflip_jobs.helpers.sessions import Session
 from csgoflip_jobs.notifications.web_guard import (
     CLOSE_UNAUTHORIZED,
@@ -269,4 +270,10 @@ def create_app(payments: PaymentService | None = None) -> Starlette:
         Route("/api/cases", web.cases),
         WebSocketRoute("/ws", web.socket),
     ]  # fmt: skip
-    return Starlette(routes=routes, lifespan=lifespan)
+    starlette = Starlette(routes=routes, lifespan=lifespan)
+    if tracing.start("csgoflip-webapp"):
+        # Each request a span, the parent of the jobs it adds (README "Tracing and logs").
+        from opentelemetry.instrumentation.starlette import StarletteInstrumentor
+
+        StarletteInstrumentor.instrument_app(starlette)
+    return starlette

@@ -162,3 +162,10 @@ def log_lines(self: Any, lines: int, chars: int) -> int:
     for n in range(lines):
         kept = self.log(f"{n:06d} " + "x" * max(0, chars - 7))
     return kept
+
+
+@app.task(name="test-headers", bind=True)
+def headers(self: Any, **data: Any) -> dict[str, Any]:
+    """What the try sees of its message: a header a publish hook added, its ids."""
+    return {"tenant": getattr(self.request, "tenant", None), "job_id": self.job_id,
+            "task_id": self.request.id, "data": data}  # fmt: skip

@@ -19,7 +19,7 @@ from celery.backends.redis import RedisBackend
 from kombu.utils.encoding import bytes_to_str
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.engine import scripts
+from csgoflip_jobs.engine import scripts, tracing
 from csgoflip_jobs.engine.job_try import JobTry
 from csgoflip_jobs.engine.options import DEFAULT_KEEP_COMPLETED, DEFAULT_KEEP_FAILED
 from csgoflip_jobs.helpers.connection import broker_client
@@ -98,6 +98,7 @@ class RetainingRedisBackend(RedisBackend):  # type: ignore[misc]
             tag,
         ]
         self.ensure(self._run_finish, (script_keys, args))
+        tracing.span_event(f"job.{outcome}", attempt=attempt)
         return result
 
     def _run_finish(self, script_keys: list[str], args: list[Any]) -> None:
