@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.support.http_servers import serving
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,6 @@ def _attributes(values: Any) -> dict[str, Any]:
     return out
 
 
-@contextmanager
-def otlp_receiver() -> Iterator[OtlpReceiver]:
+def otlp_receiver() -> AbstractContextManager[OtlpReceiver]:
     """A receiver serving on a thread until the block ends."""
-    server = OtlpReceiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(OtlpReceiver())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.http_servers import serving
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,6 @@ class ProviderHandler(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def running_provider() -> Iterator[Provider]:
+def running_provider() -> AbstractContextManager[Provider]:
     """A provider serving on a thread until the block ends."""
-    server = Provider()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(Provider())
