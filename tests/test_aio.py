@@ -203,6 +203,29 @@ def test_async_subscribe_delivers_on_one_connection(redis_client: redis.Redis) -
     assert run(main) == [("notifications:user:5", '{"type": "case-opened"}')]
 
 
+def test_async_subscribe_skips_a_message_that_is_not_text(redis_client: redis.Redis) -> None:
+    """A non-UTF-8 message ended the reader task: every later message was lost."""
+
+    async def main() -> list[str]:
+        service = aio.RedisService()
+        got: list[str] = []
+        arrived = asyncio.Event()
+
+        def handler(_channel: str, message: str) -> None:
+            got.append(message)
+            arrived.set()
+
+        await service.subscribe("room", handler)
+        await asyncio.sleep(0.1)
+        redis_client.publish("room", b"\xff\xfe")
+        await service.publish("room", "after")
+        await asyncio.wait_for(arrived.wait(), 5)
+        await service.close()
+        return got
+
+    assert run(main) == ["after"]
+
+
 @pytest.fixture
 def private_redis() -> Iterator[tuple[RedisServer, Celery]]:
     """A private redis-server and a platform app whose broker it is."""

@@ -96,6 +96,18 @@ def test_unsubscribe_stops_delivery(service: RedisService, redis_client: redis.R
     assert got == ["one"]
 
 
+def test_a_message_that_is_not_text_is_skipped_not_the_end_of_delivery(
+    service: RedisService, redis_client: redis.Redis
+) -> None:
+    """A non-UTF-8 message ended the reader thread: every later message was lost."""
+    got: list[str] = []
+    service.subscribe("room", lambda _c, m: got.append(m))
+    wait_until(lambda: redis_client.pubsub_numsub("room")[0][1] == 1, 5)
+    redis_client.publish("room", b"\xff\xfe")
+    service.publish("room", "after")
+    wait_until(lambda: got == ["after"], 5)
+
+
 def test_subscriptions_come_back_after_a_redis_restart() -> None:
     server = start_redis()
     port = server.port

@@ -3,7 +3,8 @@ read by one background reader, fanning each message out to its channel's handler
 
 :class:`Handlers` is the registry both readers share; :class:`Subscriber` reads in
 a thread (sync API), :class:`AsyncSubscriber` in a task (asyncio API). A handler
-that raises is logged; the others still get the message.
+that raises is logged; the others still get the message. A message that is not
+UTF-8 text is logged and skipped; it never ends delivery of the rest.
 """
 
 from __future__ import annotations
@@ -77,10 +78,17 @@ class Handlers:
 
 
 def message_of(raw: dict[str, Any] | None) -> tuple[str, str] | None:
-    """(channel, data) of a pub/sub message; None for anything else."""
+    """(channel, data) of a pub/sub message; None for anything else. Raises
+    UnicodeDecodeError when either is not UTF-8 text (as a decoding client's read does)."""
     if raw and raw.get("type") == "message":
         return as_text(raw["channel"]), as_text(raw["data"])
     return None
+
+
+def log_unreadable(exc: UnicodeDecodeError) -> None:
+    """Log a message skipped for not being UTF-8 text: no platform message is binary,
+    so one that is must not stop a reader."""
+    log.warning("skipped a pub/sub message that is not UTF-8 text (%s)", exc)
 
 
 class Subscriber:
@@ -131,6 +139,9 @@ class Subscriber:
                 log.warning("pub/sub connection lost (%s); reconnecting", exc)
                 self._closed.wait(RECONNECT_WAIT_S)
                 continue
+            except UnicodeDecodeError as exc:
+                log_unreadable(exc)
+                continue
             if found is not None:
                 with self._lock:
                     listeners = self._handlers.of(found[0])
@@ -178,6 +189,9 @@ class AsyncSubscriber:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("pub/sub connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(RECONNECT_WAIT_S)
+                continue
+            except UnicodeDecodeError as exc:
+                log_unreadable(exc)
                 continue
             for subscription in self._handlers.of(found[0]) if found else ():
                 try:

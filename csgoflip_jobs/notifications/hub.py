@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers.clients import make_async_client
-from csgoflip_jobs.helpers.connection import as_text
+from csgoflip_jobs.helpers.subscriptions import log_unreadable, message_of
 from csgoflip_jobs.settings import get_settings
 
 PUBSUB_CLIENT_NAME = "csgoflip-gateway-pubsub"
@@ -141,7 +141,7 @@ class Hub:
     async def _read(self) -> None:
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
+                found = message_of(await self._pubsub.get_message(timeout=1.0))
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 # The next read reconnects and re-subscribes every channel.
                 if self._connected:
@@ -149,19 +149,17 @@ class Hub:
                 self._connected = False
                 await asyncio.sleep(RECONNECT_WAIT_S)
                 continue
+            except UnicodeDecodeError as exc:
+                # Not text (no notification is): skip it, keep delivering the rest.
+                self._connected = True
+                self.unreadable_total += 1
+                log_unreadable(exc)
+                continue
             self._connected = True
-            if message and message.get("type") == "message":
-                self._handle(message)
+            if found is not None:
+                self._handle(*found)
 
-    def _handle(self, message: dict[str, object]) -> None:
-        try:
-            channel, data = as_text(message["channel"]), as_text(message["data"])
-        except UnicodeDecodeError:
-            # Not text (no notification is): skip it, keep delivering the rest.
-            self.unreadable_total += 1
-            log.warning("skipped a pub/sub message that is not UTF-8 text (channel %r)",
-                        message.get("channel"))  # fmt: skip
-            return
+    def _handle(self, channel: str, data: str) -> None:
         if channel == self._ended:
             for client in [c for c in self._clients if c.session_fingerprint == data]:
                 client.ended.set()
