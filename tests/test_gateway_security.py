@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from csgoflip_jobs import SessionService
 from csgoflip_jobs.notifications.service import NotificationService
 from tests.support.gateway_process import GatewayProcess, start_gateway
-from tests.support.polling import wait_until
+from tests.support.polling import http_status, wait_until
 from tests.support.redis_servers import RedisServer, start_redis
 
 
@@ -219,10 +219,7 @@ def test_healthz_fails_while_the_reader_is_down_and_recovers(
     process = start_gateway(tmp_path / "own-redis.log", env=env)
 
     def health() -> int:
-        try:
-            return httpx.get(f"{process.http}/healthz", timeout=5).status_code
-        except httpx.HTTPError:
-            return 0
+        return http_status(f"{process.http}/healthz", timeout=5)
 
     try:
         assert health() == 200

@@ -18,7 +18,7 @@ import pytest
 import redis
 from websockets.asyncio.client import connect
 
-from tests.support.polling import wait_until
+from tests.support.polling import http_status, wait_until
 from tests.support.redis_servers import free_port, start_redis
 
 pytestmark = pytest.mark.slow
@@ -116,13 +116,6 @@ def launch(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Launch]:
             os.kill(pid, signal.SIGKILL)
 
 
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=5).is_success
-    except httpx.HTTPError:
-        return False
-
-
 def ignore_signals(signums: tuple[signal.Signals, ...]) -> None:
     """In the child before exec: ignore ``signums``, as a shell does for a background
     job (SIGINT) or nohup (SIGHUP); the ignored state is inherited across exec."""
@@ -153,7 +146,7 @@ def test_run_local_runs_the_demo_and_stops_cleanly_on_ctrl_c(
     assert len(children) == 7  # three workers, beat, Flower, the gateway, the web app
     assert f"Web app:  http://127.0.0.1:{webapp_port}/" in text
     webapp = f"http://127.0.0.1:{webapp_port}"
-    wait_until(lambda: answers(f"{webapp}/api/cases"), 30, interval=0.2)
+    wait_until(lambda: http_status(f"{webapp}/api/cases", 5) == 200, 30, interval=0.2)
     assert "Chroma Case" in httpx.get(f"{webapp}/api/cases", timeout=5).text
     session_id, ticket = open_the_demo_link(text, gateway_port)
 
@@ -203,11 +196,12 @@ def test_run_local_under_nohup_outlives_sighup_and_its_children_die_with_it(
     assert len(children) == 7
     email_log = tmp_path / "var" / "logs" / "worker-email.log"
     wait_until(lambda: "ready." in email_log.read_text(errors="replace"), 60, interval=0.2)
-    wait_until(lambda: answers(f"http://127.0.0.1:{gateway_port}/healthz"), 30, interval=0.2)
+    health = f"http://127.0.0.1:{gateway_port}/healthz"
+    wait_until(lambda: http_status(health, 5) == 200, 30, interval=0.2)
     process.send_signal(signal.SIGHUP)  # started under nohup: the terminal closing is no stop
     time.sleep(2)  # a stop would have sent every child SIGTERM by now
     assert process.poll() is None and all(alive(pid) for pid in children)
-    assert answers(f"http://127.0.0.1:{gateway_port}/healthz")
+    assert http_status(health, 5) == 200
 
     process.kill()
     process.wait()

@@ -10,10 +10,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from tests.support.child_processes import spawn_logged
-from tests.support.polling import wait_until
+from tests.support.polling import http_status, wait_until
 from tests.support.redis_servers import free_port
 
 TEST_TASKS_FIRST = (
@@ -59,15 +57,8 @@ def flower_process(
         command = [*celery, "--address=127.0.0.1", f"--port={port}", *celery_flower_args]
     process = spawn_logged(command, log_path, env)
     url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(healthy, 30, interval=0.2)
+        wait_until(lambda: http_status(f"{url}/healthcheck") == 200, 30, interval=0.2)
         yield url, process
     finally:
         os.killpg(process.pid, signal.SIGKILL)

@@ -18,6 +18,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.child_processes import spawn_logged
+from tests.support.polling import http_status
 from tests.support.redis_servers import free_port
 
 
@@ -85,12 +86,10 @@ def start_gateway(
     gateway = GatewayProcess(process, port, log_path)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{gateway.http}/healthz", timeout=1).status_code == 200:
-                return gateway
-        except httpx.HTTPError:
-            time.sleep(0.1)
+        if http_status(f"{gateway.http}/healthz") == 200:
+            return gateway
         if process.poll() is not None:
             break
+        time.sleep(0.1)
     gateway.stop()
     raise AssertionError(f"gateway did not start:\n{log_path.read_text()}")

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx
+
 from csgoflip_jobs import Job, JobQueue
 
 T = TypeVar("T")
@@ -21,6 +23,14 @@ def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
         time.sleep(interval)
+
+
+def http_status(url: str, timeout: float = 1.0) -> int:
+    """The status of a GET of ``url``; 0 when nothing answers (not up yet, or down)."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code
+    except httpx.HTTPError:
+        return 0
 
 
 def wait_for_state(queue: JobQueue, job_id: str, state: str, timeout: float) -> Job:

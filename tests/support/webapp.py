@@ -10,12 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from csgoflip_jobs.payments.database import migrate
 from tests.support.child_processes import spawn_logged
 from tests.support.databases import sqlite_url
-from tests.support.polling import wait_until
+from tests.support.polling import http_status, wait_until
 from tests.support.redis_servers import free_port
 
 
@@ -36,15 +34,8 @@ def running_webapp(
         full_env,
     )
     url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/api/cases", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(up, 30, interval=0.2)
+        wait_until(lambda: http_status(f"{url}/api/cases") == 200, 30, interval=0.2)
         yield url
     finally:
         os.killpg(process.pid, signal.SIGKILL)
