@@ -6,6 +6,7 @@ try a child of the span that sent it, across a delay, a retry with backoff and a
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
@@ -18,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from csgoflip_jobs import JobQueue, aio
 from csgoflip_jobs.engine import tracing
@@ -146,6 +148,31 @@ def test_a_request_its_jobs_and_their_tries_are_one_trace(
         s for s in received if s.parent_id == first.span_id and s.name.startswith("apply_async/")
     )
     assert second.parent_id == resend.span_id
+
+
+def test_a_delayed_add_in_an_unsampled_trace_logs_no_error(
+    traced: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tagging the delay on the producer span, which an unsampled trace does not record,
+    raised inside Celery's publish signal: an error and a traceback per delayed add."""
+    unsampled = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(0))
+    queue = JobQueue("email")
+    with caplog.at_level(logging.WARNING), trace.use_span(NonRecordingSpan(unsampled)):
+        job_id = queue.add("test-record", {"n": 1}, delay=60_000)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    job = queue.get_job(job_id)
+    assert job is not None and job.state == "delayed"
+    assert traced.get_finished_spans() == ()
+    with trace.get_tracer("the web app").start_as_current_span("POST /api/withdrawals"):
+        sampled = queue.add("test-record", {"n": 2}, delay=60_000)
+    attributes = producer(traced.get_finished_spans(), sampled).attributes or {}
+    assert {k: v for k, v in attributes.items() if k.startswith("job.")} == {
+        "job.id": sampled,
+        "job.queue": "email",
+        "job.name": "test-record",
+        "job.attempt": 1,
+        "job.delay_ms": 60_000,
+    }
 
 
 def test_a_stalled_jobs_next_try_is_in_the_same_trace(

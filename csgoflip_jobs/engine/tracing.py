@@ -94,18 +94,20 @@ def uninstrument() -> None:
 
 def _tag_producer_span(sender: str, headers: dict[str, Any], routing_key: str, **_: Any) -> None:
     header = headers.get(JOB_HEADER) or {}
-    tag_current_span(job_id_of(headers), routing_key, sender, int(header.get("attempt", 1)))
-    if header.get("delay"):
-        _current_span().set_attribute("job.delay_ms", int(header["delay"]))
+    attempt, delay_ms = int(header.get("attempt", 1)), int(header.get("delay") or 0)
+    tag_current_span(job_id_of(headers), routing_key, sender, attempt, delay_ms)
 
 
-def tag_current_span(job_id: str, queue: str, name: str, attempt: int) -> None:
-    """Name the job on the current span (a no-op without OpenTelemetry or a span)."""
+def tag_current_span(job_id: str, queue: str, name: str, attempt: int, delay_ms: int = 0) -> None:
+    """Name the job on the current span, with its delay when it has one (a no-op
+    without OpenTelemetry or a recording span: an unsampled trace's is not)."""
     span = _current_span()
-    if span is not None:
-        span.set_attributes(
-            {"job.id": job_id, "job.queue": queue, "job.name": name, "job.attempt": attempt}
-        )
+    if span is None:
+        return
+    attributes = {"job.id": job_id, "job.queue": queue, "job.name": name, "job.attempt": attempt}
+    if delay_ms:
+        attributes["job.delay_ms"] = delay_ms
+    span.set_attributes(attributes)
 
 
 def span_event(name: str, **attributes: str | int) -> None:
