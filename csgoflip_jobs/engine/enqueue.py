@@ -110,6 +110,15 @@ def job_id_of(headers: dict[str, Any]) -> str:
     return str((headers.get(JOB_HEADER) or {}).get("job_id") or headers["id"])
 
 
+def own_id_identity(
+    queue: str, job_id: str, job_header: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The Celery task id and job header of a job added with its own ``job_id`` on
+    ``queue``: ``keys.task_id_for(queue, job_id)``, and the header naming the job id
+    (what :func:`job_id_of` reads back), so one id on two queues is two tasks."""
+    return keys.task_id_for(queue, job_id), {**job_header, "job_id": job_id}
+
+
 def _event_arguments(event: tuple[list[str], str] | None) -> list[str | int]:
     if event is None:
         return ["", 0]

@@ -33,6 +33,7 @@ from csgoflip_jobs.engine.enqueue import (
     capturing,
     enqueue_call,
     options_fields,
+    own_id_identity,
     record_fields,
 )
 from csgoflip_jobs.engine.options import JobOptions
@@ -147,9 +148,8 @@ class TaskMessageTemplate:
         events_max_len: int,
     ) -> ScriptCall:
         """The ENQUEUE storing one more job (``data_json``: ``json.dumps(data)``) and
-        sending its task-sent event. A job given its own id (``opts.job_id``) is the
-        Celery task ``keys.task_id_for(queue, job_id)``, its header naming its job id;
-        any other job's task id is its job id."""
+        sending its task-sent event. A job given its own id (``opts.job_id``) has the
+        task id and header :func:`own_id_identity` gives; any other's task id is its id."""
         shared_opts = opts if opts.job_id is None else dataclasses.replace(opts, job_id=None)
         encoded = self._options.get(shared_opts)
         if encoded is None:
@@ -162,9 +162,8 @@ class TaskMessageTemplate:
         job_header, job_header_json, option_fields = encoded
         task_id, own_task_id = job_id, None
         if opts.job_id is not None:
-            task_id = own_task_id = keys.task_id_for(self._queue, job_id)
-            job_header = {**job_header, "job_id": job_id}
-            job_header_json = json.dumps(job_header)
+            own_task_id, job_header = own_id_identity(self._queue, job_id, job_header)
+            task_id, job_header_json = own_task_id, json.dumps(job_header)
         name = self._message["headers"]["task"]
         fields = record_fields(name, self._queue, data_json, option_fields, own_task_id)
         tag = _delivery_tag()

@@ -21,7 +21,7 @@ from celery import Celery, signals
 from kombu.utils.uuid import uuid
 
 from csgoflip_jobs import keys
-from csgoflip_jobs.engine.enqueue import JOB_HEADER
+from csgoflip_jobs.engine.enqueue import JOB_HEADER, own_id_identity
 from csgoflip_jobs.engine.errors import JobOptionsError
 from csgoflip_jobs.engine.job_task import JobTask
 from csgoflip_jobs.engine.messages import templates_of
@@ -146,9 +146,12 @@ def _send_through_celery(
     one WAIT behind a PUBLISH, which covers every write before it (any connection's)."""
     ids: list[str] = []
     for index, (name, data, _json, opts) in enumerate(checked):
-        job_id = opts.job_id or uuid()
-        task_id = job_id if opts.job_id is None else keys.task_id_for(queue, job_id)
-        header = opts.header() if opts.job_id is None else {**opts.header(), "job_id": job_id}
+        header = opts.header()
+        if opts.job_id is None:
+            job_id = task_id = uuid()
+        else:
+            job_id = opts.job_id
+            task_id, header = own_id_identity(queue, job_id, header)
 
         def send(
             name: str = name,
