@@ -284,9 +284,7 @@ class Settings(BaseSettings):
         the master's name is REDIS_SENTINEL_MASTER); else REDIS_URL, else built from
         REDIS_HOST/PORT/PASSWORD/DB."""
         if self.uses_sentinel:
-            auth = (
-                f":{quote(revealed(self.redis_password), safe='')}@" if self.redis_password else ""
-            )
+            auth = self._auth()
             return ";".join(
                 f"sentinel://{auth}{netloc(host, port)}/{self.redis_db}"
                 for host, port in self.sentinel_nodes
@@ -323,7 +321,8 @@ class Settings(BaseSettings):
         database (nothing for database 0, whose channels keep their original names)."""
         if self.pubsub_namespace:
             return f"{self.pubsub_namespace}:"
-        database = urlsplit(self.broker_url).path.strip("/")
+        # A Sentinel group's URL is one per sentinel joined by ";", each naming the db.
+        database = urlsplit(self.broker_url.split(";", 1)[0]).path.strip("/")
         return f"db{database}:" if database.isdigit() and int(database) else ""
 
     @property

@@ -85,6 +85,10 @@ def test_environments_sharing_a_redis_server_never_hear_each_other(
     assert environments[0].channel(7) == "notifications:user:7"  # database 0: the original
     assert environments[1].channel(7) == "db1:notifications:user:7"
     assert Settings(pubsub_namespace="staging").channel_namespace == "staging:"
+    # Through Sentinels (one URL per sentinel joined by ";") the database was lost.
+    for sentinels in ("10.0.0.1:26379", "10.0.0.1:26379,10.0.0.2:26379"):
+        settings = Settings(redis_sentinels=sentinels, redis_sentinel_master="main", redis_db=3)
+        assert settings.channel_namespace == "db3:", sentinels
     listener = redis.Redis.from_url(f"{base}/0").pubsub(ignore_subscribe_messages=True)
     listener.subscribe(environments[0].channel(7), environments[0].channel(None))
     wait_until(lambda: listener.get_message(timeout=0.1) is None, 1)
