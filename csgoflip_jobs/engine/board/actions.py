@@ -17,6 +17,7 @@ from csgoflip_jobs.engine.board.errors import NotFoundError
 from csgoflip_jobs.engine.board.pages import JobsBoard
 from csgoflip_jobs.engine.errors import JobOptionsError, JobStateError
 from csgoflip_jobs.engine.job_queue import JobQueue
+from csgoflip_jobs.engine.options import MAX_DELAY_MS
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ RETRY_ALL_LIMIT = 1000
 """Failed jobs one "retry all" enqueues again (the newest; as ``retry-failed``'s default)."""
 CLEAN_LIMIT = 10_000
 """Jobs one clean removes at most."""
-MAX_MINUTES_DIGITS = 7
-"""``minutes`` of a clean: at most 9,999,999 (19 years)."""
+MAX_CLEAN_MINUTES = MAX_DELAY_MS // 60_000
+"""``minutes`` of a clean at most: the longest grace ``clean`` takes (10 years)."""
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,11 @@ def _clean(queue: JobQueue, form: Mapping[str, str]) -> Outcome:
     if state not in CLEAN_STATES:
         raise JobOptionsError(f"clean takes state completed or failed, not {state!r}")
     minutes_text = form.get("minutes", "").strip()
-    if not minutes_text.isdigit() or len(minutes_text) > MAX_MINUTES_DIGITS:
-        raise JobOptionsError(f"minutes must be a whole number of minutes, not {minutes_text!r}")
+    digits_ok = minutes_text.isdigit() and len(minutes_text) <= len(str(MAX_CLEAN_MINUTES))
+    if not digits_ok or int(minutes_text) > MAX_CLEAN_MINUTES:
+        raise JobOptionsError(
+            f"minutes must be a whole number up to {MAX_CLEAN_MINUTES}, not {minutes_text!r}"
+        )
     minutes = int(minutes_text)
     removed = queue.clean(minutes * 60_000, CLEAN_LIMIT, state)
     return Outcome(
