@@ -26,7 +26,7 @@ from csgoflip_jobs.payments.gateways import UNKNOWN_REFERENCE, HttpGateway, Payo
 from csgoflip_jobs.payments.service import PaymentService
 from tests.support.payment_helpers import funded_user, ledger_entries, payment_service
 from tests.support.payout_provider import Answer, Provider, running_provider
-from tests.support.polling import wait_for_state
+from tests.support.polling import wait_for_state, wait_until
 from tests.support.redis_servers import free_port
 from tests.support.workers import WorkerProcess
 
@@ -100,10 +100,43 @@ def test_a_provider_nobody_can_reach_refunds_on_the_last_try(
     service = http_service(database_url, f"http://127.0.0.1:{free_port()}/payouts")
     user_id, withdrawal_id = withdrawal_of(service)
     with pytest.raises(PayoutNotSentError):
+        service.process_withdrawal(withdrawal_id, final_try=False)
+    assert service.get_withdrawal(withdrawal_id).status == "pending"  # none was ever sent
+    with pytest.raises(PayoutNotSentError):
         service.process_withdrawal(withdrawal_id, final_try=True)
     assert service.get_withdrawal(withdrawal_id).status == "failed"
     assert service.get_balance(user_id) == AMOUNT
     assert service.reconcile().ok
+
+
+@pytest.mark.parametrize(("then", "final_try"), [("unreachable", True), (401, False), (422, False)])
+def test_after_a_try_the_provider_may_have_paid_nothing_refunds(
+    then: str | int,
+    final_try: bool,
+    provider: Provider,
+    database_url: str,
+    redis_client: redis.Redis,
+) -> None:
+    """The first try got no answer in time though the provider paid; a later try that
+    could not connect, or was refused (a 401 after a key rotation), refunded it."""
+    provider.answers = [Answer(201, delay_s=1.0)]  # paid, answered after the timeout
+    unreachable = f"http://127.0.0.1:{free_port()}/payouts"
+    if isinstance(then, int):
+        provider.answers.append(Answer(then))
+    service = http_service(database_url, provider.url)
+    user_id, withdrawal_id = withdrawal_of(service)
+    with pytest.raises(TransientPayoutError):
+        service.process_withdrawal(withdrawal_id, final_try=False)
+    wait_until(lambda: len(provider.payouts) == 1, 5)  # the provider did pay
+    later = http_service(database_url, unreachable) if then == "unreachable" else service
+    with pytest.raises(PayoutError):
+        later.process_withdrawal(withdrawal_id, final_try=final_try)
+    withdrawal = service.get_withdrawal(withdrawal_id)
+    assert withdrawal.status == "uncertain", withdrawal.failure_reason
+    assert "after an earlier try" in (withdrawal.failure_reason or "")
+    assert ledger_entries(service, f"withdrawal:{withdrawal_id}") == PAID
+    assert service.get_balance(user_id) == 0
+    assert service.reconcile().uncertain_withdrawals == [withdrawal_id]
 
 
 def test_an_ambiguous_answer_before_the_last_try_is_paid_by_the_next(

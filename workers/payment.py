@@ -1,9 +1,11 @@
 """Tasks of the ``payment`` queue: thin wrappers over PaymentService.
 
 Bad job data (a malformed or unknown id) and refused payouts fail the job at
-once; gateway outages are retried (3 tries, 1 s and 2 s apart) and, on the
-last try, fail the withdrawal and return the funds. A withdrawal whose lock
-another worker holds waits, without using a try, until that lock can expire.
+once; gateway outages are retried (3 tries, 1 s and 2 s apart). Funds come
+back only when no request can have reached the provider; otherwise the
+withdrawal is left uncertain (PaymentService.process_withdrawal). A withdrawal
+whose lock another worker holds waits, without using a try, until that lock
+can expire.
 A withdrawal whose job keeps killing its worker is left uncertain for an operator
 (its payout may have left), never refunded blindly.
 """

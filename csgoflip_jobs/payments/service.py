@@ -257,11 +257,16 @@ class PaymentService:
     def process_withdrawal(self, withdrawal_id: int, *, final_try: bool = True) -> str:
         """Pay a withdrawal once; returns its status afterwards.
 
-        A refusal (PermanentPayoutError) fails it and returns the funds. Any other error
-        is raised to be retried; on the ``final_try`` it fails the withdrawal with a
-        refund only when the request never reached the provider (PayoutNotSentError),
-        and otherwise leaves it ``uncertain`` with its funds reserved (the provider may
-        have paid).
+        Invariant: the funds come back only when no request for it can have reached the
+        provider. ``pending`` says none was sent; it turns ``processing`` just before one is.
+
+        - The first request refused (PermanentPayoutError): failed, funds returned.
+        - A request that never left (PayoutNotSentError) while none had: back to
+          ``pending`` for the next try; on the ``final_try``, failed, funds returned.
+        - Any other error, or a refusal or unsent request once an earlier try's may have
+          left (``processing`` on entry: it timed out, or its worker died): raised to be
+          retried; on the ``final_try`` (for a refusal, at once) ``uncertain``, the
+          funds reserved for an operator.
         """
         withdrawal_id = require_id("withdrawal_id", withdrawal_id)
         lock = keys.withdrawal_lock(withdrawal_id)
@@ -269,7 +274,8 @@ class PaymentService:
             withdrawal = self.get_withdrawal(withdrawal_id)
             if withdrawal.status not in PAYABLE:
                 return withdrawal.status
-            if withdrawal.status == "pending":
+            first_send = withdrawal.status == "pending"
+            if first_send:
                 # Before any money can move: from here on a cancel cannot refund it.
                 self._move(signal, withdrawal_id, ("pending",), "processing")
             request = PayoutRequest(
@@ -278,13 +284,18 @@ class PaymentService:
             try:
                 reference = self.gateway.payout(request)
             except PermanentPayoutError as exc:
-                # The provider refused it and paid nothing: the funds go back.
-                self._refund(signal, withdrawal, "failed", str(exc))
+                if first_send:  # the only request was refused: nothing was paid
+                    self._refund(signal, withdrawal, "failed", str(exc))
+                else:
+                    self._mark_uncertain(signal, withdrawal_id, f"after an earlier try: {exc}")
                 raise
             except PayoutNotSentError as exc:
-                # The request never reached the provider: refunding cannot pay twice.
-                if final_try:
+                if first_send and final_try:  # no request ever reached the provider
                     self._refund(signal, withdrawal, "failed", str(exc))
+                elif first_send:  # still none has: the next try is a first send again
+                    self._move(signal, withdrawal_id, ("processing",), "pending")
+                elif final_try:
+                    self._mark_uncertain(signal, withdrawal_id, f"after an earlier try: {exc}")
                 raise
             except Exception as exc:
                 # Anything else (no answer, an unclear answer, a bug once the request
