@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from csgoflip_jobs import SessionService
@@ -156,6 +156,34 @@ def test_signing_out_closes_the_users_open_sockets(
     closed, elapsed, other_event = asyncio.run(scenario())
     assert closed == (4401, "session ended") and elapsed < 3
     assert other_event == "still-here"  # another user's socket is untouched
+
+
+def test_sockets_signing_in_at_once_pass_the_cap_no_more(
+    gateway: GatewayProcess, redis_client: redis.Redis
+) -> None:
+    """The cap was counted before the first socket's SUBSCRIBE and registered after it:
+    sockets signing in meanwhile each saw room for one more."""
+    session = SessionService(redis_client).create(67)
+
+    async def outcome(socket: ClientConnection) -> str:
+        try:
+            await asyncio.wait_for(socket.recv(), 1.5)
+        except TimeoutError:
+            return "admitted"  # still open, and nothing to send yet
+        except ConnectionClosed as closed:
+            return str(closed.rcvd.code if closed.rcvd else None)
+        return "admitted"
+
+    async def scenario() -> list[str]:
+        sockets = await asyncio.gather(*(connect(gateway.ws()) for _ in range(8)))
+        await asyncio.gather(*(s.send(json.dumps({"session": session.id})) for s in sockets))
+        outcomes = await asyncio.gather(*(outcome(s) for s in sockets))
+        await asyncio.gather(*(s.close() for s in sockets))
+        return sorted(outcomes)
+
+    for _ in range(5):
+        assert asyncio.run(scenario()) == ["4429"] * 5 + ["admitted"] * 3
+        wait_until(lambda: gateway.stats()["clients"] == 0, 5)
 
 
 def test_a_user_holds_at_most_the_cap_of_sockets(

@@ -84,11 +84,11 @@ class Gateway:
         if session is None or not isinstance(session.user_id, int):
             await websocket.close(code=CLOSE_UNAUTHORIZED, reason="invalid or missing session")
             return
-        if self.hub.sockets_of(session.user_id) >= self.max_per_user:
+        client = Client(session.user_id, fingerprint(session.id), self.queue_size)
+        # Before the catch-up, so nothing published meanwhile is missed.
+        if not await self.hub.add(client, self.max_per_user):
             await websocket.close(code=CLOSE_TOO_MANY, reason="too many live connections")
             return
-        client = Client(session.user_id, fingerprint(session.id), self.queue_size)
-        await self.hub.add(client)  # first, so nothing published meanwhile is missed
         last_id = first.get("last_id") or websocket.query_params.get("last_id")
         try:
             sent = await self._catch_up(websocket, client, last_id)

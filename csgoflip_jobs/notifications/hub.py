@@ -100,18 +100,24 @@ class Hub:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self._redis.aclose()
 
-    def sockets_of(self, user_id: int) -> int:
-        """How many live sockets the user has on this process."""
-        return len(self._listeners.get(keys.user_channel(self._namespace, user_id), ()))
-
-    async def add(self, client: Client) -> None:
-        """Start delivering the client's user channel (and broadcasts) to it."""
+    async def add(self, client: Client, max_per_user: int) -> bool:
+        """Start delivering the client's user channel (and broadcasts) to it; False (and
+        nothing registered) when its user has ``max_per_user`` sockets on this process
+        already. The count and the registration have no await between them, so sockets
+        of one user signing in at once cannot all pass the check."""
         channel = keys.user_channel(self._namespace, client.user_id)
-        if channel not in self._listeners:
-            self._listeners[channel] = set()
-            await self._pubsub.subscribe(channel)
-        self._listeners[channel].add(client)
+        listeners = self._listeners.setdefault(channel, set())
+        if len(listeners) >= max_per_user:
+            return False
+        listeners.add(client)
         self._clients.add(client)
+        if len(listeners) == 1:
+            try:
+                await self._pubsub.subscribe(channel)
+            except BaseException:
+                await self.remove(client)
+                raise
+        return True
 
     async def remove(self, client: Client) -> None:
         """Stop delivering to the client; unsubscribe its channel if it was the last."""
