@@ -55,3 +55,19 @@ def test_a_notification_over_its_cap_fails_its_job_at_once(
     job = wait_for_state(queue, job_id, "failed", 20)
     assert job.attempts_made == 1 and "NOTIFICATION_MAX_BYTES" in (job.failed_reason or "")
     assert NotificationService(redis_client).recent(1) == []
+
+
+def test_nan_and_infinity_are_refused_wherever_json_is_kept(redis_client: redis.Redis) -> None:
+    """Session metadata and a notification's payload took NaN, which a page's
+    JSON.parse refuses: the whole message was lost to it."""
+    from tests.support.jobs import progress
+
+    with pytest.raises(ValueError, match="progress must be JSON without NaN or Infinity"):
+        progress.update_progress({"done": float("nan")})
+    sessions = SessionService(redis_client)
+    with pytest.raises(ValueError, match="session metadata must be JSON without NaN"):
+        sessions.create(2, {"score": float("nan")})
+    assert sessions.get_user_sessions(2) == set()
+    with pytest.raises(UnrecoverableError, match="payload must be JSON without NaN"):
+        NotificationService(redis_client).send(2, "odds", {"odds": float("inf")})
+    assert NotificationService(redis_client).recent(2) == []

@@ -15,7 +15,6 @@ Invariants of a job run by :class:`JobTask`:
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 import os
@@ -34,6 +33,7 @@ from csgoflip_jobs.engine.enqueue import JOB_HEADER
 from csgoflip_jobs.engine.errors import JobStalledError, UnrecoverableError
 from csgoflip_jobs.engine.job_try import JobTry, check_data, take_started_on_delivery
 from csgoflip_jobs.engine.options import MAX_DELAY_MS, require_delay_ms
+from csgoflip_jobs.helpers.arguments import json_within
 from csgoflip_jobs.helpers.connection import broker_client
 from csgoflip_jobs.settings import get_settings
 
@@ -159,15 +159,8 @@ class JobTask(Task):  # type: ignore[misc]
         ``Job.progress`` and sent as a ``progress`` event."""
         if isinstance(value, bool) or not isinstance(value, int | float | dict):
             raise ValueError(f"progress must be a number or a JSON object, not {value!r}")
-        try:
-            text = json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"progress must be JSON without NaN or Infinity: {exc}") from None
         limit = get_settings().progress_max_bytes
-        if len(text.encode()) > limit:
-            raise ValueError(f"progress is {len(text.encode())} bytes as JSON; the limit is "
-                             f"{limit} (PROGRESS_MAX_BYTES)")  # fmt: skip
-        self._progress("progress", text)
+        self._progress("progress", json_within("progress", value, limit, "PROGRESS_MAX_BYTES"))
 
     def log(self, text: str) -> int:
         """Append a line to the running job's logs (``JobQueue.get_job_logs``); the

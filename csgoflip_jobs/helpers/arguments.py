@@ -7,6 +7,7 @@ the platform; callers pass the ValueError subclass their API raises
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,21 @@ def whole_number(
         bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise error(f"{name} must be a whole number{of} {bounds}, not {_short(value)}")
     return value
+
+
+def json_within(what: str, value: object, max_bytes: int, setting: str) -> str:
+    """``value`` as JSON text of at most ``max_bytes`` bytes (UTF-8). ValueError when it
+    is not JSON (NaN and Infinity are not: a browser's JSON.parse refuses them) or is
+    larger, naming ``setting``: "progress is 70012 bytes as JSON; the limit is 65536
+    (PROGRESS_MAX_BYTES)"."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON without NaN or Infinity: {exc}") from None
+    size = len(text.encode())
+    if size > max_bytes:
+        raise ValueError(f"{what} is {size} bytes as JSON; the limit is {max_bytes} ({setting})")
+    return text
 
 
 def _short(value: object) -> str:

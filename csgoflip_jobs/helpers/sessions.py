@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.helpers import scripts as lua_scripts
-from csgoflip_jobs.helpers.arguments import require_key, whole_number
+from csgoflip_jobs.helpers.arguments import json_within, require_key, whole_number
 from csgoflip_jobs.helpers.connection import SCAN_BATCH, as_text
 from csgoflip_jobs.helpers.redis_calls import (
     AsyncRunner,
@@ -116,12 +116,12 @@ class SessionOps(RedisOps[C]):
         user = _user_id(user_id)
         if metadata is not None and not isinstance(metadata, dict):
             raise ValueError(f"metadata must be a dict, not {metadata!r}")
-        size, limit = len(json.dumps(metadata or {}).encode()), self.metadata_max_bytes
-        if size > limit:
-            raise ValueError(
-                f"session metadata is {size} bytes as JSON; the limit is {limit} "
-                "(SESSION_METADATA_MAX_BYTES)"
-            )
+        json_within(
+            "session metadata",
+            metadata or {},
+            self.metadata_max_bytes,
+            "SESSION_METADATA_MAX_BYTES",
+        )
         session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
         seconds, micros = yield Command("TIME")  # server time, as the touch script uses
         now = int(seconds) * 1000 + int(micros) // 1000

@@ -101,7 +101,12 @@ def _build(user_id: object, type: object, payload: object) -> Notification:
         raise UnrecoverableError(f"type must be a non-empty string, not {type!r}")
     if not isinstance(payload, dict):
         raise UnrecoverableError(f"payload must be a JSON object, not {payload!r}")
-    size, limit = len(json.dumps(payload).encode()), get_settings().notification_max_bytes
+    try:
+        # Browsers read it: NaN or Infinity would make the whole message unreadable.
+        size = len(json.dumps(payload, allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise UnrecoverableError(f"payload must be JSON without NaN or Infinity: {exc}") from None
+    limit = get_settings().notification_max_bytes
     if size > limit or len(type) > NOTIFICATION_TYPE_MAX_CHARS:
         raise UnrecoverableError(
             f"a notification's payload is at most {limit} bytes as JSON "
