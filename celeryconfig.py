@@ -26,6 +26,7 @@ from kombu import Queue
 
 from csgoflip_jobs import keys
 from csgoflip_jobs.engine import log_context as _log_context
+from csgoflip_jobs.engine.celery_ext.result_backend import backend_aliases as _backend_aliases
 from csgoflip_jobs.engine.options import MAX_PRIORITY_LEVEL
 from csgoflip_jobs.helpers import sentinel as _sentinel
 from csgoflip_jobs.helpers.connection import broker_transport_options as _transport_options
@@ -48,9 +49,10 @@ broker_connection_retry_on_startup = True
 # A daemon outlives a Redis restart: keep reconnecting instead of giving up.
 broker_connection_max_retries = None
 
-result_backend = (
-    "csgoflip_jobs.engine.celery_ext.result_backend:RetainingRedisBackend+" + _settings.broker_url
-)
+# redis://, rediss:// and sentinel:// results are the platform's retaining backends
+# in this app (only), so the setting stays the plain Redis URL tools expect.
+override_backends = _backend_aliases()
+result_backend = _settings.broker_url
 # A finished job's outcome is worth waiting for: storing it is retried through a
 # Redis outage of up to a minute (1 s apart), while the job's message stays held.
 result_backend_transport_options: dict[str, object] = {
@@ -68,7 +70,11 @@ result_serializer = "json"
 event_serializer = "json"
 
 # The platform's queues, in the order a worker listens to them, and where each job goes.
-task_queues = [Queue(name, routing_key=name) for name in ("payment", "notification", "email")]
+# Their jobs have BullMQ's defaults (3 tries, backoff 1 s then 2 s) even when sent
+# without options (delay(), canvas); a task on any other queue keeps Celery's (an
+# exception fails it at once; self.retry up to max_retries): see JobTry.from_request.
+bullmq_queues = ("payment", "notification", "email")
+task_queues = [Queue(name, routing_key=name) for name in bullmq_queues]
 task_routes = {
     "process-withdrawal": {"queue": "payment"},
     "process-deposit": {"queue": "payment"},
@@ -112,9 +118,6 @@ beat_max_loop_interval = 1
 if _settings.uses_sentinel:
     broker_transport_options.update(_sentinel.transport_options(_settings))
     broker_use_ssl = _sentinel.tls_options(_settings) or None
-    result_backend = (
-        "csgoflip_jobs.engine.celery_ext.sentinel:RetainingSentinelBackend+" + _settings.broker_url
-    )
     result_backend_transport_options.update(_sentinel.transport_options(_settings))
     redis_backend_use_ssl = broker_use_ssl
     # celery-redbeat's own Sentinel form: the scheme selects it and the options name the

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import redis
@@ -145,16 +144,23 @@ def test_events_follow_prints_events_as_they_come(redis_client: redis.Redis) -> 
 
     follower = subprocess.Popen(
         [sys.executable, "-m", "csgoflip_jobs.ops.cli", "events", "--queue", "email", "--follow",
-         "--from", "$"],
+         "--from", "0"],
         stdout=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
     )  # fmt: skip
     try:
-        time.sleep(2.0)  # it has started listening
-        job_id = JobQueue("email").add("test-record", {"n": 1})
+        # From the (flushed) stream's start, so a follower slow to start misses nothing;
+        # the second job is added once the first was printed: it comes while following.
+        queue = JobQueue("email")
+        job_id = queue.add("test-record", {"n": 1})
         first = follower.stdout.readline() if follower.stdout else ""
         assert "added" in first and job_id in first
+        later_id = queue.add("test-record", {"n": 2})
+        # No worker runs: each job has two events, added and waiting.
+        lines = [follower.stdout.readline() if follower.stdout else "" for _ in range(3)]
+        assert "waiting" in lines[0] and job_id in lines[0], lines
+        assert "added" in lines[1] and later_id in lines[1], lines
     finally:
         follower.terminate()
         follower.wait(10)

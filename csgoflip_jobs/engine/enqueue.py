@@ -66,17 +66,19 @@ def enqueue_call(
     fields: list[str] | None = None,
     tag: str | None = None,
     event: tuple[list[str], str] | None = None,
+    sent_by_itself: bool = False,
 ) -> ScriptCall:
     """The ENQUEUE script call storing ``message`` (a kombu message dict; ``payload``
     its JSON, as stored) on ``queue``'s list ``list_key``. A caller that has them
     already passes the new job's record ``fields`` and the message's delivery ``tag``;
     ``event`` (pub/sub channels and the message) is Celery's task-sent event, published
-    by the script once the job is stored."""
+    by the script once the job is stored. ``sent_by_itself``: the message has the id
+    of the task being run by this process (a new run of it, see enqueue.lua)."""
     headers = message["headers"]
     options = headers.get(JOB_HEADER) or {}
     job_id = job_id_of(headers)
-    is_retry = bool(options.get("retry"))
-    if is_retry:
+    kind = _kind(options, sent_by_itself)
+    if kind == "retry":
         fields = ["attempt", str(options.get("attempt", 1))]
     elif fields is None:
         fields = job_fields(message, queue)
@@ -90,11 +92,14 @@ def enqueue_call(
             keys.active_key(queue),
             keys.ready_key(queue),
             keys.events_key(queue),
+            keys.completed_key(queue),
+            keys.failed_key(queue),
+            keys.job_logs_key(queue, job_id),
         ],
         [
             payload,
             int(options.get("delay") or 0),
-            1 if is_retry else 0,
+            kind,
             job_id,
             message["properties"]["delivery_tag"] if tag is None else tag,
             events_max_len,
@@ -102,6 +107,16 @@ def enqueue_call(
             *fields,
         ],
     )
+
+
+def _kind(job_header: dict[str, Any], sent_by_itself: bool) -> str:
+    """ENQUEUE's kind of a message (enqueue.lua): only a job added with its own id is
+    refused whenever its id exists; Celery's own re-sends of a task id run again."""
+    if job_header.get("retry"):
+        return "retry"
+    if sent_by_itself:
+        return "rerun"
+    return "own_id" if job_header.get("job_id") else "new"
 
 
 def job_id_of(headers: dict[str, Any]) -> str:

@@ -5,9 +5,13 @@ Invariants of a job run by :class:`JobTask`:
 * a try runs only after START marked it active in Redis; a delivery that is stale
   (the job finished, was removed, or moved on to a later try) is skipped, and one
   taken while the queue is paused is handed back unrun;
-* a failed try is followed by the next one only while ``attempts`` allows; the
-  wait (backoff, ``self.retry`` countdown, ``defer``) is kept in Redis's delayed
-  set, never in a worker's memory, so it survives every worker being killed;
+* a failed try is followed by the next one only while ``attempts`` allows (and, for
+  an exception, only on a queue with BullMQ's defaults or for a job given its
+  attempts: :meth:`JobTry.from_request`); the wait (backoff, ``self.retry``
+  countdown, ``defer``) is kept in Redis's delayed set, never in a worker's memory,
+  so it survives every worker being killed;
+* the next try is the same Celery signature (links, errbacks, chord, stamps, custom
+  headers, ``ignore_result``), so errbacks run once, after the last try;
 * a job whose worker died while running it runs again at most MAX_STALLED_COUNT
   times, then fails ("job stalled more than allowable limit") without running.
 """
@@ -24,7 +28,7 @@ from functools import cached_property
 from typing import Any
 
 import redis
-from celery import Task
+from celery import Signature, Task
 from celery.exceptions import Ignore, Reject, Retry
 
 from csgoflip_jobs import keys
@@ -57,13 +61,27 @@ class JobTask(Task):  # type: ignore[misc]
     def job_id(self) -> str:
         """The running job's id within its queue (``self.request.id`` is Celery's task
         id: the same, unless the job was added with its own id)."""
-        return JobTry.from_request(self.request).job_id
+        return self._job().job_id
 
     @property
     def is_final_try(self) -> bool:
-        """True while running the job's last allowed try."""
-        job = JobTry.from_request(self.request)
-        return job.attempt >= job.attempts
+        """True while running the job's last allowed try: should this try raise, the
+        job fails (``self.retry`` may still ask for another on a Celery-style queue)."""
+        job = self._job()
+        return not job.retries_on_error or job.attempt >= job.attempts
+
+    @cached_property
+    def _bullmq_queues(self) -> frozenset[str]:
+        return frozenset(self.app.conf.get("bullmq_queues") or ())
+
+    def _job(self) -> JobTry:
+        return JobTry.from_request(self.request, self._bullmq_queues)
+
+    @property
+    def _outside_a_job(self) -> bool:
+        """Called as a function or by ``apply()``: no job record, no message, no tries."""
+        request = self.request
+        return bool(request.called_directly or request.is_eager)
 
     @cached_property
     def _run_signature(self) -> inspect.Signature:
@@ -83,14 +101,16 @@ class JobTask(Task):  # type: ignore[misc]
         that here. Does nothing by default."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.request.called_directly:
+        if self._outside_a_job:
             return self.run(*args, **kwargs)
+        job = self._job()
         try:
             self.check_data(args, kwargs)
         except TypeError as exc:
+            if not job.retries_on_error:
+                raise  # fails at once anyway, with Celery's own error
             # Data of the wrong shape can never succeed on a later try.
             raise UnrecoverableError(f"bad job data for {self.name}: {exc}") from None
-        job = JobTry.from_request(self.request)
         tracing.tag_current_span(job.job_id, job.queue, self.name, job.attempt)
         self._start(job, args, kwargs)
         try:
@@ -98,7 +118,11 @@ class JobTask(Task):  # type: ignore[misc]
         except (UnrecoverableError, Ignore, Reject, Retry):
             raise
         except Exception as exc:
-            if job.attempt >= job.attempts or getattr(self.request, "no_more_tries", False):
+            if (
+                not job.retries_on_error
+                or job.attempt >= job.attempts
+                or getattr(self.request, "no_more_tries", False)
+            ):
                 raise
             delay_ms = job.backoff.delay_for(job.attempt)
             self._schedule_next_try(job, delay_ms, args, kwargs)
@@ -171,7 +195,9 @@ class JobTask(Task):  # type: ignore[misc]
         return self._progress("log", text[:LOG_LINE_MAX_CHARS])
 
     def _progress(self, kind: str, value: str) -> int:
-        job = JobTry.from_request(self.request)
+        if self._outside_a_job:
+            return 0  # no job to record it on
+        job = self._job()
         settings = get_settings()
         return int(
             scripts.PROGRESS(
@@ -204,9 +230,9 @@ class JobTask(Task):  # type: ignore[misc]
         ``exc`` (or Celery's MaxRetriesExceededError), without a further try.
         """
         request = self.request
-        if request.called_directly:
+        if self._outside_a_job:
             return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
-        job = JobTry.from_request(request)
+        job = self._job()
         limit = self.max_retries if max_retries is None else max_retries
         if job.attempt >= job.attempts or (limit is not None and job.attempt - 1 >= limit):
             request.no_more_tries = True
@@ -217,16 +243,40 @@ class JobTask(Task):  # type: ignore[misc]
                 f"{job.attempts}, max_retries {limit})"
             )
         delay_ms = _retry_delay_ms(eta, countdown, self.default_retry_delay)
-        self._schedule_next_try(
-            job,
-            delay_ms,
-            request.args if args is None else args,
-            request.kwargs if kwargs is None else kwargs,
-        )
-        retry = Retry(exc=exc, when=delay_ms / 1000)
+        extra_headers = options.pop("headers", None)
+        headers = self._next_try_headers(job, job.attempt + 1, delay_ms, extra_headers)
+        tracing.span_event("job.retry_scheduled", attempt=job.attempt + 1, delay_ms=delay_ms)
+        try:
+            # Celery builds the next try's message (rebinding new args or kwargs onto
+            # the first ones, as it does on stock Celery); the wait rides in the
+            # platform's header (durable), not as Celery's in-memory countdown.
+            retry = super().retry(
+                args, kwargs, exc, throw=False, countdown=0, max_retries=max_retries,
+                headers=headers, **options,
+            )  # fmt: skip
+        except Reject as refused:
+            # The next try could not be stored (Celery would drop the job): hand this
+            # delivery back, so the try runs again rather than the job being lost.
+            raise Reject(refused.reason, requeue=True) from refused
+        log.info("job %s try %d/%d asked to retry; next try in %d ms",
+                 job.job_id, job.attempt, job.attempts, delay_ms)  # fmt: skip
+        retry.when = delay_ms / 1000
         if throw:
             raise retry
         return retry
+
+    def on_replace(self, sig: Signature) -> Any:
+        """Celery's ``self.replace``: the replacement takes this job's task id, so this
+        run's record is let go first; the replacement (or, for a chain, its last task
+        when it is sent) is stored under that id as a new job."""
+        if not self._outside_a_job:
+            job = self._job()
+            with broker_client().pipeline(transaction=True) as pipe:
+                pipe.srem(keys.active_key(job.queue), job.job_id)
+                pipe.delete(keys.job_key(job.queue, job.job_id),
+                            keys.job_logs_key(job.queue, job.job_id))  # fmt: skip
+                pipe.execute()
+        return super().on_replace(sig)
 
     def defer(self, delay_ms: int) -> None:
         """Put this job back for ``delay_ms`` without using up a try (e.g. over a rate limit).
@@ -236,7 +286,7 @@ class JobTask(Task):  # type: ignore[misc]
         ``delay_ms`` is not 0..MAX_DELAY_MS.
         """
         delay_ms = require_delay_ms("delay_ms", delay_ms)
-        job = JobTry.from_request(self.request)
+        job = self._job()
         tracing.span_event("job.deferred", attempt=job.attempt, delay_ms=delay_ms)
         self._republish(job, job.attempt, delay_ms, self.request.args, self.request.kwargs)
         log.info("job %s try %d deferred by %d ms", job.job_id, job.attempt, delay_ms)
@@ -249,17 +299,21 @@ class JobTask(Task):  # type: ignore[misc]
                  job.job_id, job.attempt, job.attempts, delay_ms)  # fmt: skip
 
     def _republish(self, job: JobTry, attempt: int, delay_ms: int, args: Any, kwargs: Any) -> None:
+        request = self.request
+        headers = self._next_try_headers(job, attempt, delay_ms)
+        # The same signature as the try being run, so links, errbacks, chord, stamps,
+        # custom headers and ignore_result all reach the next try.
+        self.signature_from_request(
+            request, args, kwargs, retries=attempt - 1, headers=headers
+        ).apply_async()
+
+    def _next_try_headers(
+        self, job: JobTry, attempt: int, delay_ms: int, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The message headers of try ``attempt``: the running one's custom headers,
+        ``extra``, and the platform's header saying which try it is and when it is due."""
         header = {**job.header, "attempt": attempt, "delay": delay_ms, "retry": True}
-        self.app.send_task(
-            self.name,
-            args=args,
-            kwargs=kwargs,
-            task_id=job.task_id,
-            queue=job.queue,
-            priority=job.priority,
-            retries=attempt - 1,  # Celery's own counter, as self.request.retries shows it
-            headers={JOB_HEADER: header},
-        )
+        return {**(self.request.headers or {}), **(extra or {}), JOB_HEADER: header}
 
 
 def _retry_delay_ms(eta: datetime | None, countdown: float | None, default_s: Any) -> int:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from csgoflip_jobs.engine.enqueue import JOB_HEADER, job_id_of
-from csgoflip_jobs.engine.options import DEFAULT_ATTEMPTS, Backoff
+from csgoflip_jobs.engine.options import DEFAULT_ATTEMPTS, MAX_ATTEMPTS, Backoff
 
 
 @dataclass(frozen=True)
@@ -24,28 +25,48 @@ class JobTry:
     priority: int
     attempt: int
     attempts: int
+    """Tries in all (``self.retry`` included)."""
     backoff: Backoff
     header: dict[str, Any]
     tag: str = ""
     """The delivery tag of the message being run ('' when unknown)."""
+    retries_on_error: bool = True
+    """Whether an exception of the task's body is followed by the next try (BullMQ's
+    way); when False it fails the job at once (Celery's way), and only ``self.retry``
+    tries again."""
 
     @classmethod
-    def from_request(cls, request: Any) -> JobTry:
-        """Read the try from a Celery request; messages without our header get the defaults."""
+    def from_request(cls, request: Any, bullmq_queues: Collection[str] = ()) -> JobTry:
+        """Read the try from a Celery request.
+
+        A job added with BullMQ options (``JobQueue.add``) has them in its header. One
+        sent without (``delay``, ``send_task``, canvas) gets BullMQ's defaults (3 tries,
+        backoff 1 s then 2 s) on ``bullmq_queues``, and Celery's on any other queue:
+        an exception fails it, and ``self.retry`` is bounded by ``max_retries`` (and
+        MAX_ATTEMPTS).
+        """
         header = dict(getattr(request, JOB_HEADER, None) or {})
         delivery = getattr(request, "delivery_info", None) or {}
         properties = getattr(request, "properties", None) or {}
         task_id = getattr(request, "id", None) or ""
+        queue = delivery.get("routing_key") or ""
+        if "attempts" in header:
+            attempts, retries_on_error = int(header["attempts"]), True
+        elif queue in bullmq_queues:
+            attempts, retries_on_error = DEFAULT_ATTEMPTS, True
+        else:
+            attempts, retries_on_error = MAX_ATTEMPTS, False
         return cls(
             job_id=job_id_of({"id": task_id, JOB_HEADER: header}),
             task_id=task_id,
-            queue=delivery.get("routing_key") or "",
+            queue=queue,
             priority=int(delivery.get("priority") or 0),
             attempt=int(header.get("attempt", 1)),
-            attempts=int(header.get("attempts", DEFAULT_ATTEMPTS)),
+            attempts=attempts,
             backoff=Backoff.parse(header.get("backoff")),
             header=header,
             tag=str(properties.get("delivery_tag") or ""),
+            retries_on_error=retries_on_error,
         )
 
 

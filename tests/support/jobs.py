@@ -169,3 +169,82 @@ def headers(self: Any, **data: Any) -> dict[str, Any]:
     """What the try sees of its message: a header a publish hook added, its ids."""
     return {"tenant": getattr(self.request, "tenant", None), "job_id": self.job_id,
             "task_id": self.request.id, "data": data}  # fmt: skip
+
+
+ERRBACKS_KEY = "test:errbacks"
+"""List of JSON records, one per errback run: the failed task's id and error."""
+
+
+@app.task(name="test-errback")
+def errback(request: Any, exc: BaseException, traceback: Any) -> None:
+    """A new-style errback (Celery calls it with the failed task's request): records
+    which task failed, with what."""
+    entry = {"task_id": request.id, "error": repr(exc), "at": time.time()}
+    broker_client().rpush(ERRBACKS_KEY, json.dumps(entry))
+
+
+@app.task(name="test-retry-rebinding", bind=True)
+def retry_rebinding(self: Any, foo: str, bar: str = "unset") -> list[str]:
+    """First try: ``self.retry(kwargs={"foo": "new"})``; Celery rebinds the call, so
+    the second sees ``foo`` from those kwargs and ``bar`` from the first arguments."""
+    if not self.request.retries:
+        raise self.retry(kwargs={"foo": "new"}, countdown=0)
+    return [foo, bar]
+
+
+@app.task(name="test-retry-once-headers", bind=True)
+def retry_once_headers(self: Any) -> dict[str, Any]:
+    """Retried once; the retry returns the custom headers it was sent with."""
+    if not self.request.retries:
+        raise self.retry(countdown=0)
+    return {name: value for name, value in (self.request.headers or {}).items()
+            if name != "bullmq"}  # fmt: skip
+
+
+@app.task(name="test-replace-with-record", bind=True)
+def replace_with_record(self: Any, n: int) -> Any:
+    """Replaced by ``test-record(n=n)`` on this queue: the replacement's result is this
+    task's."""
+    return self.replace(record.si(n=n).set(queue=_this_queue(self)))
+
+
+@app.task(name="test-replace-with-chain", bind=True)
+def replace_with_chain(self: Any, n: int) -> Any:
+    """Replaced by a chain of two ``test-record``: the chain's last task takes this
+    task's id (and finishes it)."""
+    queue = _this_queue(self)
+    return self.replace(record.si(n=n).set(queue=queue) | record.si(n=n + 1).set(queue=queue))
+
+
+def _this_queue(task: Any) -> str:
+    return str(task.request.delivery_info["routing_key"])
+
+
+@app.task(name="test-untyped", typing=False)
+def untyped(n: int) -> int:
+    """Not checked at enqueue (``typing=False``): wrong arguments fail when it runs."""
+    return n
+
+
+@app.task(name="test-ids", bind=True)
+def ids(self: Any) -> list[str | None]:
+    """The try's own, parent and root task ids."""
+    return [self.request.id, self.request.parent_id, self.request.root_id]
+
+
+@app.task(name="test-add")
+def add(x: int, y: int = 0) -> int:
+    """x + y (canvas tests)."""
+    return x + y
+
+
+@app.task(name="test-fail")
+def fail(*args: Any) -> None:
+    """Always fails (canvas tests)."""
+    raise ValueError("expected failure")
+
+
+@app.task(name="test-tsum")
+def tsum(numbers: list[int]) -> int:
+    """The sum of a chord header's results."""
+    return sum(numbers)

@@ -210,6 +210,13 @@ USES: tuple[PrivateUse, ...] = (
         ("task_id", "result", "state", "traceback", "request"),
     ),
     PrivateUse(
+        "celery.loaders.base:BaseLoader",
+        "override_backends",
+        "write",
+        "result_backend",
+        "redis://, rediss:// and sentinel:// result URLs pick the retaining backends",
+    ),
+    PrivateUse(
         "celery.backends.redis:RedisBackend",
         "_get_result_meta",
         "call",

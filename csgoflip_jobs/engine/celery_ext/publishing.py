@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import current_task
 from kombu.transport import redis as kombu_redis
 
 from csgoflip_jobs import keys
@@ -65,10 +66,12 @@ class PublishingChannel(kombu_redis.Channel):  # type: ignore[misc]
             kombu_redis.dumps(message),
             self._q_for_pri(queue, level),
             get_settings().events_max_len,
+            sent_by_itself=_is_running_task(headers["id"]),
         )
         with self.conn_or_acquire() as client:
             if not run(client, one(call, int)):
-                log.info("job %s already exists; not enqueued again", headers["id"])
+                log.info("job %s is waiting, delayed or running; not enqueued again",
+                         headers["id"])  # fmt: skip
 
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
@@ -78,3 +81,10 @@ class PublishingChannel(kombu_redis.Channel):  # type: ignore[misc]
             super()._put_fanout(exchange, message, routing_key, **kwargs)
             return
         capture.event = (self._get_publish_topics(exchange, routing_key), message)
+
+
+def _is_running_task(task_id: str) -> bool:
+    """True when this process is running task ``task_id`` (as its own retry or replace
+    sends it again)."""
+    request = getattr(current_task, "request", None)
+    return request is not None and getattr(request, "id", None) == task_id

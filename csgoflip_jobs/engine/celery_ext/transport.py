@@ -6,8 +6,9 @@ kombu delivers a message by LPUSHing one JSON document onto a queue's list
 script (:mod:`~csgoflip_jobs.engine.celery_ext.publishing`), which in the same atomic
 step
 
-* writes the job's record (name, queue, data, options) when it is new, and
-  refuses a ``job_id`` that already exists;
+* writes the job's record (name, queue, data, options) when it is new, refuses a
+  ``job_id`` that already exists and a task id whose job has not finished yet, and
+  starts a new run of a finished one (the kinds in ``lua/enqueue.lua``);
 * either LPUSHes the document and one wake-up signal onto the queue's *ready*
   list, or, for a delayed job, parks it in Redis in a sorted set scored by its
   due time. Workers move due jobs to their list with the ``PROMOTE`` script

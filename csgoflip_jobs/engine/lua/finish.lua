@@ -8,7 +8,7 @@
 -- ack, later, finds nothing to drop). Whatever the job's state, the try is over.
 -- KEYS: job hash, active set, finished zset (completed or failed), Celery result key,
 --       events, metrics list, metrics meta hash, unacked hash, unacked index zset
--- ARGV: 1 outcome (completed|failed|retry), 2 encoded Celery meta, 3 job id,
+-- ARGV: 1 outcome (completed|failed|retry), 2 encoded Celery meta ('' for none), 3 job id,
 --       4 attempts made, 5 return value JSON or failed reason, 6 stack trace,
 --       7 default number kept, 8 the queue's job key prefix, 9 Celery result key
 --       prefix, 10 events kept, 11 metrics minutes kept, 12 the queue's job logs key
@@ -25,8 +25,10 @@ if not state or state == 'completed' or state == 'failed' then
   return 0
 end
 redis.call('SREM', active, id)
-redis.call('SET', result_key, meta)
-redis.call('PUBLISH', result_key, meta)
+if meta ~= '' then  -- '' for a job run with ignore_result: no Celery result
+  redis.call('SET', result_key, meta)
+  redis.call('PUBLISH', result_key, meta)
+end
 if outcome == 'retry' then
   redis.call('HSET', job, 'attempts_made', ARGV[4], 'failed_reason', ARGV[5],
              'stacktrace', ARGV[6])
