@@ -92,7 +92,8 @@ def test_chaos_200_withdrawals_while_workers_are_killed_and_restarted(
     pool = [workers(name=f"chaos{n}", env=env) for n in range(2)]
     kills = 0
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    # At least 5 kills, however slowly a loaded machine restarts workers (at most 12).
+    while (kills < 5 or time.monotonic() < deadline) and kills < 12:
         time.sleep(rng.uniform(1.0, 3.0))
         victim = rng.randrange(len(pool))
         pool[victim].kill()
@@ -119,5 +120,4 @@ def test_chaos_200_withdrawals_while_workers_are_killed_and_restarted(
     assert report.ok, report.problems
     assert statuses == {"completed": 200}
     assert report.payouts == report.completed_withdrawals == 200
-    assert kills >= 5
     assert all(count_payouts(service, w) == 1 for w in withdrawals[:20])
